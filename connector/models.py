@@ -1,0 +1,113 @@
+import secrets
+from urllib.parse import urlsplit
+
+from django.db import models
+
+from .conf import setting
+from .crypto import EncryptedTextField
+
+TRACK_URLS = {"us": "https://track.customer.io", "eu": "https://track-eu.customer.io"}
+
+
+def new_webhook_token():
+    return secrets.token_urlsafe(24)
+
+
+class Connector(models.Model):
+    """One Hull connector ⇄ one Customer.io workspace, with the Hull manifest's settings."""
+
+    class Region(models.TextChoices):
+        US = "us", "US (track.customer.io)"
+        EU = "eu", "EU (track-eu.customer.io)"
+
+    class Status(models.TextChoices):
+        UNKNOWN = "unknown", "Not checked yet"
+        OK = "ok", "OK"
+        WARNING = "warning", "Warning"
+        ERROR = "error", "Error"
+
+    name = models.CharField(max_length=200, help_text="A name for people, e.g. the Hull organization and workspace.")
+    hull_id = models.CharField(max_length=64, unique=True, help_text="Hull connector id (24 hex characters).")
+    hull_organization = models.CharField(
+        max_length=255, help_text="Hull organization host (abc.hullapp.io) or a full URL (http://127.0.0.1:9002)."
+    )
+    hull_secret = EncryptedTextField(blank=True, default="", help_text="Hull connector secret (write-only).")
+    site_id = models.CharField(max_length=100, blank=True, default="", help_text="Customer.io Site ID.")
+    api_key = EncryptedTextField(blank=True, default="", help_text="Customer.io Track API key (write-only).")
+    region = models.CharField(max_length=2, choices=Region.choices, default=Region.US, help_text="Customer.io region.")
+    webhook_signing_key = EncryptedTextField(
+        blank=True, default="", help_text="Customer.io reporting webhook signing key (write-only)."
+    )
+    webhook_token = models.CharField(
+        max_length=64, unique=True, default=new_webhook_token, help_text="Secret path token of the webhook URL."
+    )
+    webhook_timestamp_tolerance = models.PositiveIntegerField(
+        default=0,
+        help_text="Maximum age in seconds of X-CIO-Timestamp; 0 accepts any age (Customer.io retries for 7 days).",
+    )
+    forward_message_body = models.BooleanField(
+        default=False, help_text="Forward message bodies (content) of Customer.io webhooks to Hull."
+    )
+    update_hull_traits = models.BooleanField(
+        default=True, help_text="Write customerio/unsubscribed and last-activity traits from webhooks."
+    )
+
+    synchronized_segments = models.JSONField(default=list, blank=True, help_text="Whitelisted Hull segment ids.")
+    enable_user_deletion = models.BooleanField(
+        default=False, help_text="Delete people from Customer.io when they leave every whitelisted segment."
+    )
+    events_filter = models.JSONField(default=list, blank=True, help_text="Hull event names sent to Customer.io.")
+    anonymous_events = models.BooleanField(
+        default=False, help_text="Send whitelisted events of users without identifier as anonymous events."
+    )
+    user_id_mapping = models.CharField(
+        max_length=255, default="external_id", help_text="Hull attribute sent as the Customer.io id."
+    )
+    synchronized_attributes = models.JSONField(
+        default=list, blank=True, help_text="Hull attributes sent as Customer.io attributes."
+    )
+    max_attribute_name_length = models.PositiveIntegerField(default=150, help_text="Bytes.")
+    max_attribute_value_length = models.PositiveIntegerField(default=1000, help_text="Bytes.")
+    max_identifier_value_length = models.PositiveIntegerField(default=150, help_text="Bytes.")
+    rate_limit_per_second = models.PositiveIntegerField(
+        default=100, help_text="Customer.io requests per second for this workspace, shared by all workers."
+    )
+    retention_days = models.PositiveIntegerField(default=30, help_text="Days to keep sync logs and inbox rows.")
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.UNKNOWN, db_index=True,
+                              help_text="Result of the last status check.")
+    status_messages = models.JSONField(default=list, blank=True, help_text="Messages of the last status check.")
+    status_checked_at = models.DateTimeField(null=True, blank=True, help_text="When the status was last checked.")
+    credentials_rejected_at = models.DateTimeField(
+        null=True, blank=True, help_text="Set when Customer.io answered 401; outgoing sync pauses until cleared."
+    )
+    created_at = models.DateTimeField(auto_now_add=True, help_text="When this connector was created.")
+    updated_at = models.DateTimeField(auto_now=True, help_text="When this connector was last changed.")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return f"{self.name} ({self.hull_id})"
+
+    @property
+    def hull_base_url(self):
+        org = self.hull_organization.strip().rstrip("/")
+        return org if "://" in org else f"https://{org}"
+
+    @property
+    def firehose_url(self):
+        override = setting("HULL_FIREHOSE_URL", "")
+        if override:
+            return override.rstrip("/")
+        host = urlsplit(self.hull_base_url).hostname or ""
+        domain = host.split(".", 1)[1] if "." in host else host
+        return f"https://firehose.{domain}"
+
+    @property
+    def track_url(self):
+        return (setting("CUSTOMERIO_TRACK_URL", "") or TRACK_URLS[self.region]).rstrip("/")
+
+    @property
+    def has_customerio_credentials(self):
+        return bool(self.site_id and self.api_key)
