@@ -9,6 +9,7 @@ class SyncState(models.Model):
     class Outcome(models.TextChoices):
         INSERT = "insert", "Inserted"
         UPDATE = "update", "Updated"
+        EVENTS = "events", "Events only (attributes unchanged)"
         DELETE = "delete", "Deleted"
         SKIP = "skip", "Skipped"
         ERROR = "error", "Error"

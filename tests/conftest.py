@@ -1,6 +1,24 @@
 import pytest
 
+from connector.celery import app as celery_app
 from connector.models import Connector
+
+
+@pytest.fixture(autouse=True)
+def celery_eager(request):
+    """Unit tests run tasks in-process; integration tests (marked) use a real worker instead."""
+    eager = request.node.get_closest_marker("integration") is None
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = eager
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
+@pytest.fixture(autouse=True)
+def fast_backoff(monkeypatch):
+    """Keep HTTP retry sleeps short in tests; the backoff logic itself is unchanged."""
+    monkeypatch.setenv("HTTP_BACKOFF_BASE", "0.01")
+    monkeypatch.setenv("HTTP_BACKOFF_MAX", "0.05")
 
 
 @pytest.fixture
@@ -14,7 +32,7 @@ def connector_factory(db):
             "name": f"Test connector {counter['n']}",
             "hull_id": f"5a9d5c3e2f8e4b00123456{counter['n']:02d}",
             "hull_organization": "abc123.hullapp.io",
-            "hull_secret": "hull-secret-value",
+            "hull_secret": "hull-secret-value-0123456789abcdef0123",
             "site_id": "site-id-1",
             "api_key": "api-key-value",
             "synchronized_segments": ["seg-1"],

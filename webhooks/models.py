@@ -24,6 +24,8 @@ class InboxRow(models.Model):
     attempts = models.PositiveIntegerField(default=0, help_text="Processing attempts so far.")
     received_at = models.DateTimeField(auto_now_add=True, db_index=True, help_text="When it arrived.")
     processed_at = models.DateTimeField(null=True, blank=True, help_text="When processing finished.")
+    next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True,
+                                           help_text="When a failed row is retried next.")
 
     class Meta:
         abstract = True

@@ -1,0 +1,187 @@
+"""Inbox services: store deliveries, process them, sweep what is stuck."""
+import json
+import logging
+import uuid
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from sync.exceptions import ConfigurationError, CredentialsRejected
+from connector.models import Connector
+from sync.services import users_sync
+from sync.tasks import hull_writeback_task
+
+from .forwarding import webhooks_forward
+from .models import CustomerIOWebhook, HullNotification, InboxStatus
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 20
+STALE_PENDING = timedelta(minutes=2)
+
+
+def next_attempt(attempts):
+    """When a failed row is tried again: 30 s doubling, at most an hour apart."""
+    return timezone.now() + timedelta(seconds=min(3600, 30 * (2 ** max(0, attempts - 1))))
+
+
+def enqueue_on_commit(task, *args):
+    """Enqueue after commit; if the broker is down the row stays pending and the sweeper picks it up."""
+
+    def send():
+        try:
+            task.delay(*args)
+        except Exception:  # noqa: BLE001 - any broker failure: the stored row is the source of truth
+            logger.warning("Could not enqueue %s%s; the sweeper will retry", task.name, args, exc_info=True)
+
+    transaction.on_commit(send)
+
+
+def notification_store(connector, notification_id, channel, body, message_count, kind=HullNotification.Kind.NOTIFICATION):
+    """Persist a notification once per notification_id; returns (row, created)."""
+    try:
+        with transaction.atomic():
+            row = HullNotification.objects.create(connector=connector, notification_id=notification_id,
+                                                  channel=channel, body=body, message_count=message_count, kind=kind)
+    except IntegrityError:
+        return HullNotification.objects.get(connector=connector, notification_id=notification_id), False
+    from .tasks import hull_notification_process
+
+    enqueue_on_commit(hull_notification_process, row.pk)
+    return row, True
+
+
+def batch_store(connector, url, segment_id=""):
+    """Persist a batch extract request and enqueue its download."""
+    row = HullNotification.objects.create(
+        connector=connector, kind=HullNotification.Kind.BATCH, notification_id=f"batch-{uuid.uuid4()}",
+        body=json.dumps({"url": url, "segment_id": segment_id}))
+    from .tasks import hull_batch_process
+
+    enqueue_on_commit(hull_batch_process, row.pk)
+    return row
+
+
+def _fail(row, reason, retry_at=None, permanent=False):
+    row.status = InboxStatus.FAILED_PERMANENT if permanent else InboxStatus.FAILED
+    row.reason, row.next_attempt_at = reason, retry_at
+
+
+def notification_process(row_id):
+    """Process one stored notification under a row lock. Returns True when it should be retried."""
+    with transaction.atomic():
+        row = (HullNotification.objects.select_for_update().select_related("connector")
+               .filter(pk=row_id, kind=HullNotification.Kind.NOTIFICATION,
+                       status__in=[InboxStatus.PENDING, InboxStatus.FAILED]).first())
+        if row is None:
+            return False
+        row.attempts += 1
+        retry = _notification_run(row)
+        row.processed_at = timezone.now()
+        row.save(update_fields=["status", "reason", "attempts", "processed_at", "next_attempt_at"])
+    return retry
+
+
+def _notification_run(row):
+    connector = row.connector
+    try:
+        with transaction.atomic():
+            summary = users_sync(connector, json.loads(row.body).get("messages") or [],
+                                 source=f"notification:{row.pk}")
+    except CredentialsRejected as err:
+        _credentials_rejected(connector, err)
+        _fail(row, f"{err}. Fix the API key, then retry this row from admin.")
+        return False
+    except ConfigurationError as err:
+        _fail(row, f"{err} Fix the connector, then retry this row from admin.")
+        return False
+    if summary.writeback:
+        enqueue_on_commit(hull_writeback_task, connector.pk)
+    if summary.retry_reason:
+        permanent = row.attempts >= MAX_ATTEMPTS
+        _fail(row, f"{summary.outcomes['retry']} user(s) not delivered yet: {summary.retry_reason}",
+              None if permanent else next_attempt(row.attempts), permanent=permanent)
+        return not permanent
+    row.status, row.reason, row.next_attempt_at = InboxStatus.DONE, "", None
+    return False
+
+
+def _credentials_rejected(connector, err):
+    now = timezone.now()
+    Connector.objects.filter(pk=connector.pk).update(
+        credentials_rejected_at=now, status="error", status_checked_at=now,
+        status_messages=["Invalid Credentials: Verify Site ID and API Key in Settings."])
+    logger.warning("Connector %s: %s; outgoing sync paused", connector.pk, err)
+
+
+def webhooks_forward_for(connector_id):
+    """Forward a connector's pending webhooks; True when a retry should be scheduled."""
+    connector = Connector.objects.filter(pk=connector_id).first()
+    if connector is None:
+        return False
+    try:
+        _, retry = webhooks_forward(connector)
+    except ConfigurationError as err:
+        CustomerIOWebhook.objects.filter(connector=connector, status=InboxStatus.PENDING).update(
+            status=InboxStatus.FAILED, reason=f"{err} Fix the connector, then replay from admin.")
+        return False
+    return retry
+
+
+def _give_up(model):
+    """Failed rows out of attempts become permanent failures (still replayable from admin)."""
+    model.objects.filter(status=InboxStatus.FAILED, attempts__gte=MAX_ATTEMPTS).update(
+        status=InboxStatus.FAILED_PERMANENT, next_attempt_at=None)
+
+
+def inbox_sweep():
+    """Enqueue stale pending and due failed rows of both inboxes; returns how many tasks were enqueued."""
+    from .tasks import customerio_webhooks_forward, hull_batch_process, hull_notification_process
+
+    now = timezone.now()
+    for model in (HullNotification, CustomerIOWebhook):
+        _give_up(model)
+        model.objects.filter(status=InboxStatus.FAILED, next_attempt_at__lte=now).update(
+            status=InboxStatus.PENDING, next_attempt_at=None)
+    stale = HullNotification.objects.filter(status=InboxStatus.PENDING, received_at__lt=now - STALE_PENDING)
+    row_ids = list(stale.values_list("pk", "kind")[:1000])
+    for row_id, kind in row_ids:
+        task = hull_batch_process if kind == HullNotification.Kind.BATCH else hull_notification_process
+        task.delay(row_id)
+    connector_ids = set(CustomerIOWebhook.objects.filter(status=InboxStatus.PENDING)
+                        .values_list("connector_id", flat=True))
+    for connector_id in connector_ids:
+        customerio_webhooks_forward.delay(connector_id)
+    return len(row_ids) + len(connector_ids)
+
+
+def _webhook_fields(event):
+    return {"event_id": event.event_id[:100], "object_type": event.object_type[:40], "metric": event.metric[:60],
+            "event_name": (event.name or "")[:100], "email": (event.email or "")[:320],
+            "customer_id": (event.customer_id or "")[:255]}
+
+
+def webhook_store(connector, body, event, signature_valid):
+    """Persist a delivery once per event_id; returns (row, created). Ignored types are stored as ignored."""
+    status = InboxStatus.PENDING if event.name else InboxStatus.IGNORED
+    try:
+        with transaction.atomic():
+            row = CustomerIOWebhook.objects.create(connector=connector, body=body, status=status,
+                                                   reason=event.ignore_reason, signature_valid=signature_valid,
+                                                   **_webhook_fields(event))
+    except IntegrityError:
+        return CustomerIOWebhook.objects.filter(connector=connector, event_id=event.event_id[:100]).first(), False
+    if status == InboxStatus.PENDING:
+        from .tasks import customerio_webhooks_forward
+
+        enqueue_on_commit(customerio_webhooks_forward, connector.pk)
+    return row, True
+
+
+def webhook_reject(connector, body, payload, reason):
+    """Keep a visible trace of a delivery whose signature failed; it is never processed."""
+    event_id = payload.get("event_id") if isinstance(payload.get("event_id"), str) else ""
+    CustomerIOWebhook.objects.create(connector=connector, body=body.decode("utf-8", "replace"),
+                                     status=InboxStatus.REJECTED, reason=reason, signature_valid=False,
+                                     event_id=event_id[:100])
