@@ -9,8 +9,9 @@ from .models import SyncLog, SyncState
 class SyncStateAdmin(ReadOnlyModelAdmin):
     list_display = ("hull_user_id", "email", "external_id", "customerio_id", "last_outcome", "synced_at",
                     "deleted_at", "updated_at", "connector")
-    list_filter = ("connector", "last_outcome", "writeback_pending", "updated_at")
-    search_fields = ("=email", "=external_id", "=hull_user_id", "=customerio_id", "=cio_id")
+    list_filter = ("connector", "last_outcome", "updated_at")
+    search_fields = ("email__exact", "external_id__exact", "hull_user_id__exact", "customerio_id__exact",
+                     "cio_id__exact")
     date_hierarchy = "updated_at"
     fields = ("connector", "hull_user_id", "email", "external_id", "customerio_id", "cio_id", "last_outcome",
               "last_reason", "synced_at", "deleted_at", "last_indexed_at", "customerio_created_at", "payload_hash",
@@ -26,7 +27,8 @@ class SyncLogAdmin(ReadOnlyModelAdmin):
     list_display = ("created_at", "action", "outcome", "email", "external_id", "customerio_id", "event_id",
                     "reason", "http_status", "connector")
     list_filter = ("connector", "direction", "outcome", "action", "created_at")
-    search_fields = ("=email", "=external_id", "=hull_user_id", "=customerio_id", "=event_id", "=source")
+    search_fields = ("email__exact", "external_id__exact", "hull_user_id__exact", "customerio_id__exact",
+                     "event_id__exact", "source__exact")
     date_hierarchy = "created_at"
     fields = ("connector", "created_at", "action", "direction", "outcome", "hull_user_id", "email", "external_id",
               "customerio_id", "event_id", "reason", "error", "http_status", "duration_ms", "source",

@@ -32,7 +32,7 @@ class SyncState(models.Model):
     deleted_at = models.DateTimeField(null=True, blank=True, help_text="When the person was deleted in Customer.io.")
     last_indexed_at = models.DateTimeField(null=True, blank=True,
                                            help_text="Hull indexed_at of the newest message processed.")
-    last_outcome = models.CharField(max_length=10, choices=Outcome.choices, blank=True, default="",
+    last_outcome = models.CharField(max_length=10, choices=Outcome.choices, blank=True, default="", db_index=True,
                                     help_text="Last decision taken for this user.")
     last_reason = models.TextField(blank=True, default="", help_text="Why, for skips and errors.")
     writeback_pending = models.BooleanField(default=False, help_text="customerio/* traits still to write to Hull.")

@@ -21,6 +21,12 @@ def fast_backoff(monkeypatch):
     monkeypatch.setenv("HTTP_BACKOFF_MAX", "0.05")
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Creating users with the production hasher costs most of a second each."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def connector_factory(db):
     """Create connectors with sensible defaults; keyword arguments override fields."""

@@ -71,7 +71,7 @@ class CustomerIOWebhook(InboxRow):
                                    help_text="Customer.io person id.")
     hull_user_id = models.CharField(max_length=64, blank=True, default="", db_index=True,
                                     help_text="Hull user the event went to, when known.")
-    signature_valid = models.BooleanField(null=True, help_text="Signature check: passed, failed, or not required.")
+    signature_valid = models.BooleanField(null=True, db_index=True, help_text="Signature check: passed, failed, or not required.")
 
     class Meta:
         constraints = [
