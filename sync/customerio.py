@@ -151,6 +151,8 @@ def _error_text(response):
         data = response.json()
     except ValueError:
         return response.reason or "error"
+    if not isinstance(data, dict):
+        return response.reason or "error"
     errors = data.get("errors") or (data.get("meta") or {}).get("errors") or []
     messages = [e.get("message") or e.get("reason") if isinstance(e, dict) else str(e) for e in errors]
     return "; ".join(m for m in messages if m)[:300] or response.reason or "error"

@@ -63,9 +63,7 @@ def hull_client(connector):
 
 
 def known_state(state):
-    """Our row as the decision rules see it; None when we never synced the user (legacy traits apply)."""
-    if state is None or (not state.customerio_id and state.deleted_at is None and state.last_indexed_at is None):
-        return None
+    """Our row as the decision rules see them (a row that never synced defers to legacy traits)."""
     return KnownState(customerio_id=state.customerio_id, cio_id=state.cio_id, payload_hash=state.payload_hash,
                       deleted=state.deleted_at is not None, last_indexed_at=state.last_indexed_at)
 
