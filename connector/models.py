@@ -111,3 +111,26 @@ class Connector(models.Model):
     @property
     def has_customerio_credentials(self):
         return bool(self.site_id and self.api_key)
+
+
+class SeenValue(models.Model):
+    """A segment, event name or user attribute seen in a connector's traffic, offered as a picker choice."""
+
+    class Kind(models.TextChoices):
+        SEGMENT = "segment", "Segment"
+        EVENT = "event", "Event name"
+        ATTRIBUTE = "attribute", "User attribute"
+
+    connector = models.ForeignKey(Connector, on_delete=models.CASCADE, related_name="seen_values",
+                                  help_text="Connector whose traffic contained the value.")
+    kind = models.CharField(max_length=10, choices=Kind.choices, help_text="What the value is.")
+    value = models.CharField(max_length=255, help_text="Segment id, event name or flat attribute name.")
+    label = models.CharField(max_length=255, blank=True, default="", help_text="Segment name, when known.")
+    last_seen_at = models.DateTimeField(db_index=True, help_text="When it was last seen in a notification.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["connector", "kind", "value"], name="seenvalue_unique")]
+        ordering = ["kind", "label", "value"]
+
+    def __str__(self):
+        return f"{self.get_kind_display()}: {self.label or self.value}"

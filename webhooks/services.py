@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from sync.exceptions import ConfigurationError, CredentialsRejected
 from connector.models import Connector
+from sync.seen import seen_values_record
 from sync.services import users_sync
 from sync.tasks import hull_writeback_task
 
@@ -85,10 +86,11 @@ def notification_process(row_id):
 
 def _notification_run(row):
     connector = row.connector
+    body = json.loads(row.body)
+    seen_values_record(connector, body)
     try:
         with transaction.atomic():
-            summary = users_sync(connector, json.loads(row.body).get("messages") or [],
-                                 source=f"notification:{row.pk}")
+            summary = users_sync(connector, body.get("messages") or [], source=f"notification:{row.pk}")
     except CredentialsRejected as err:
         _credentials_rejected(connector, err)
         _fail(row, f"{err}. Fix the API key, then retry this row from admin.")
