@@ -9,10 +9,10 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from functools import lru_cache
 
+from .timeparse import MIN_TIME, iso_utc, parse_time, to_unix, unix_milliseconds, unix_seconds
 from .ulid import ulid_from_event_id
 
 ACTIONS = ("insert", "update", "events", "delete", "anonymous_events", "skip", "error")
@@ -40,12 +40,6 @@ WRITEBACK_PREFIXES = ("traits_customerio/", "customerio/")
 RESERVED_ATTRIBUTES = frozenset({"id", "email", "created_at", "hull_segments"})
 DATE_SUFFIXES = ("_at", "_date")
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MIN_TIME = datetime.min.replace(tzinfo=timezone.utc)
-_SECOND = timedelta(seconds=1)
-_MILLISECOND = timedelta(milliseconds=1)
-_MS_THRESHOLD = 1e11
-_UTC_SUFFIXES = (" UTC", " GMT")
 # Room for the identify envelope around the attributes: type, action, identifiers (≤ 150-byte
 # values once valid, plus the new identifier key on a change) and timestamp.
 _IDENTIFY_OVERHEAD = 512
@@ -161,96 +155,6 @@ def _positive_int(value, default: int) -> int:
     return number if number > 0 else default
 
 
-# --- time ----------------------------------------------------------------------------------
-
-def parse_time(value) -> datetime | None:
-    """Parse a Hull time into an aware UTC datetime; None when it is not a time. Never raises.
-
-    Accepts ISO-8601 strings (with `Z`, an offset, a ` UTC` suffix or no time), RFC 2822
-    strings, unix seconds as int/float (milliseconds when above 1e11) and datetimes.
-    """
-    if isinstance(value, datetime):
-        return _as_utc(value)
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return _parse_number(value)
-    if isinstance(value, str):
-        return _parse_string(value)
-    return None
-
-
-def _parse_number(value: float) -> datetime | None:
-    """Unix seconds (or milliseconds, when large) as a UTC datetime."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    try:
-        return _EPOCH + timedelta(seconds=value / 1000 if abs(value) > _MS_THRESHOLD else value)
-    except OverflowError:
-        return None
-
-
-def _parse_string(value: str) -> datetime | None:
-    """An ISO-8601 or RFC 2822 string as a UTC datetime."""
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        parsed = _parse_loose(value)
-    return None if parsed is None else _as_utc(parsed)
-
-
-def _parse_loose(value: str) -> datetime | None:
-    """The slower path: surrounding spaces, Hull's "… UTC" event times, RFC 2822 dates."""
-    text = value.strip()
-    if text.upper().endswith(_UTC_SUFFIXES):
-        text = text[:-4].rstrip()
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return _parse_rfc2822(text)
-
-
-def _as_utc(moment: datetime) -> datetime | None:
-    """The same instant in UTC; naive datetimes are taken as UTC."""
-    if moment.tzinfo is timezone.utc:
-        return moment
-    try:
-        return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
-    except (OverflowError, ValueError):
-        return None
-
-
-def _parse_rfc2822(text: str) -> datetime | None:
-    """Fallback for e-mail style dates ("Fri, 30 Mar 2018 14:38:02 GMT")."""
-    if not text or not any(char.isalpha() for char in text):
-        return None
-    try:
-        return parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-
-
-def to_unix(value) -> int | None:
-    """Integer unix seconds of a Hull time (see `parse_time`), or None."""
-    return _seconds(parse_time(value))
-
-
-def _seconds(moment: datetime | None) -> int | None:
-    """Whole unix seconds (floored) of an aware datetime."""
-    return None if moment is None else (moment - _EPOCH) // _SECOND
-
-
-def _milliseconds(moment: datetime | None) -> int:
-    """Whole unix milliseconds of an aware datetime, 0 when unknown."""
-    return 0 if moment is None else (moment - _EPOCH) // _MILLISECOND
-
-
-def _iso(moment: datetime) -> str:
-    """ISO-8601 UTC with milliseconds and `Z`, the way Hull writes times."""
-    moment = parse_time(moment) or _EPOCH
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 # --- messages ------------------------------------------------------------------------------
 
 def merge_messages(messages: list[dict]) -> list[dict]:
@@ -288,12 +192,12 @@ def _events(message) -> list:
 
 def _indexed_at(message) -> datetime:
     """`user.indexed_at` for ordering; a missing one sorts first."""
-    return parse_time(_user(message).get("indexed_at")) or _MIN_TIME
+    return parse_time(_user(message).get("indexed_at")) or MIN_TIME
 
 
 def _sorted_events(events) -> list:
     """Events by creation time; ties (and unknown times, first) keep their order."""
-    return sorted(events, key=lambda event: parse_time(event.get("created_at")) or _MIN_TIME)
+    return sorted(events, key=lambda event: parse_time(event.get("created_at")) or MIN_TIME)
 
 
 def _scalar_str(value) -> str | None:
@@ -484,7 +388,7 @@ def validate_operation_size(operation: dict, label: str) -> list[str]:
 
 def event_ulid(event_id: str, created_at) -> str:
     """Deterministic ULID of a Hull event: its time (0 when unknown) + 80 bits of sha256(event_id)."""
-    return ulid_from_event_id(event_id, _milliseconds(parse_time(created_at)))
+    return ulid_from_event_id(event_id, unix_milliseconds(parse_time(created_at)))
 
 
 def _event_key(event: dict) -> str:
@@ -511,9 +415,9 @@ def event_operation(event: dict, identifiers: dict) -> dict:
     action, name, properties = _event_parts(event)
     created = parse_time(event.get("created_at"))
     operation = {"type": "person", "action": action, "identifiers": identifiers, "name": name,
-                 "id": ulid_from_event_id(_event_key(event), _milliseconds(created)), "attributes": properties}
+                 "id": ulid_from_event_id(_event_key(event), unix_milliseconds(created)), "attributes": properties}
     if created is not None:
-        operation["timestamp"] = _seconds(created)
+        operation["timestamp"] = unix_seconds(created)
     return operation
 
 
@@ -522,9 +426,9 @@ def anonymous_event_body(event: dict, anonymous_id: str) -> dict:
     action, name, properties = _event_parts(event)
     created = parse_time(event.get("created_at"))
     body = {"name": name, "anonymous_id": anonymous_id, "data": properties,
-            "id": ulid_from_event_id(_event_key(event), _milliseconds(created))}
+            "id": ulid_from_event_id(_event_key(event), unix_milliseconds(created))}
     if created is not None:
-        body["timestamp"] = _seconds(created)
+        body["timestamp"] = unix_seconds(created)
     if action == "page":
         body["type"] = "page"
     return body
@@ -726,7 +630,7 @@ def identify_operation(decision: Decision) -> dict:
     if address != natural:
         attributes = {**attributes, decision.identifier_type: decision.identifier}
     operation = {"type": "person", "action": "identify", "identifiers": address, "attributes": attributes}
-    timestamp = _seconds(decision.indexed_at)
+    timestamp = unix_seconds(decision.indexed_at)
     if timestamp is not None:
         operation["timestamp"] = timestamp
     return operation
@@ -751,9 +655,9 @@ def operations_for(decision: Decision) -> list[dict]:
 def writeback_traits(decision: Decision, synced_at: datetime) -> dict:
     """Hull traits (source `customerio`, prefix added by the Hull client) after a successful identify."""
     return {"id": decision.identifier, "created_at": decision.created_at, "hash": decision.payload_hash,
-            "synced_at": _iso(synced_at), "deleted_at": None}
+            "synced_at": iso_utc(synced_at), "deleted_at": None}
 
 
 def deletion_traits(deleted_at: datetime) -> dict:
     """Hull traits (source `customerio`) after the person was deleted in Customer.io."""
-    return {"deleted_at": _iso(deleted_at), "id": None, "hash": None, "synced_at": None, "created_at": None}
+    return {"deleted_at": iso_utc(deleted_at), "id": None, "hash": None, "synced_at": None, "created_at": None}
