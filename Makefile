@@ -24,7 +24,7 @@ run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py setup_roles
 	$(PY) manage.py ensure_admin
-	$(PY) manage.py runserver 127.0.0.1:8000
+	$(PY) manage.py run_periodic & trap "kill $$!" EXIT; $(PY) manage.py runserver 127.0.0.1:8000
 
 worker: install
 	$(VENV)/bin/celery -A connector worker --loglevel=INFO

@@ -142,7 +142,13 @@ class CustomerIOClient:
         response = self._send("GET", "/api/v1/accounts/region")
         if response.status_code != 200:
             raise PermanentAPIError(f"Customer.io answered {_error_text(response)}", status=response.status_code)
-        return response.json()
+        try:
+            answer = response.json()
+        except ValueError as err:
+            raise PermanentAPIError("Customer.io answered with something that is not JSON", status=200) from err
+        if not isinstance(answer, dict):
+            raise PermanentAPIError("Customer.io answered with an unexpected JSON shape", status=200)
+        return answer
 
 
 def _error_text(response):

@@ -18,6 +18,12 @@ def retry_countdown(retries):
     return min(600.0, float(setting("TASK_RETRY_BASE", 5)) * (2 ** retries))
 
 
+def retry_later(task, exc=None):
+    """Schedule a retry with backoff; in-process (no broker) the stored row waits for the periodic sweep."""
+    if not task.request.is_eager:
+        raise task.retry(countdown=retry_countdown(task.request.retries), exc=exc)
+
+
 @shared_task(bind=True, acks_late=True, max_retries=12)
 def hull_writeback_task(self, connector_id):
     """Flush pending customerio/* traits of one connector to Hull; leaves them pending when Hull is down."""
@@ -34,7 +40,7 @@ def hull_writeback_task(self, connector_id):
     except SyncError as err:
         logger.warning("Hull write-back for connector %s failed: %s", connector_id, err)
         if err.retryable:
-            raise self.retry(countdown=retry_countdown(self.request.retries)) from err
+            retry_later(self, err)
         return written
 
 

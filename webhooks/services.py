@@ -5,6 +5,7 @@ import uuid
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from sync.exceptions import ConfigurationError, CredentialsRejected
@@ -144,18 +145,22 @@ def inbox_sweep():
     now = timezone.now()
     for model in (HullNotification, CustomerIOWebhook):
         _give_up(model)
-        model.objects.filter(status=InboxStatus.FAILED, next_attempt_at__lte=now).update(
-            status=InboxStatus.PENDING, next_attempt_at=None)
-    stale = HullNotification.objects.filter(status=InboxStatus.PENDING, received_at__lt=now - STALE_PENDING)
-    row_ids = list(stale.values_list("pk", "kind")[:1000])
-    for row_id, kind in row_ids:
+    CustomerIOWebhook.objects.filter(status=InboxStatus.FAILED, next_attempt_at__lte=now).update(
+        status=InboxStatus.PENDING, next_attempt_at=None)
+    due = (Q(status=InboxStatus.PENDING, received_at__lt=now - STALE_PENDING)
+           | Q(status=InboxStatus.FAILED, next_attempt_at__lte=now))
+    rows = list(HullNotification.objects.filter(due).values_list("pk", "kind")[:1000])
+    # A lease, so a backlog of queued retries is not enqueued again at every sweep.
+    HullNotification.objects.filter(pk__in=[pk for pk, _ in rows], status=InboxStatus.FAILED).update(
+        next_attempt_at=now + STALE_PENDING)
+    for row_id, kind in rows:
         task = hull_batch_process if kind == HullNotification.Kind.BATCH else hull_notification_process
         task.delay(row_id)
     connector_ids = set(CustomerIOWebhook.objects.filter(status=InboxStatus.PENDING)
                         .values_list("connector_id", flat=True))
     for connector_id in connector_ids:
         customerio_webhooks_forward.delay(connector_id)
-    return len(row_ids) + len(connector_ids)
+    return len(rows) + len(connector_ids)
 
 
 def _webhook_fields(event):
@@ -184,6 +189,6 @@ def webhook_store(connector, body, event, signature_valid):
 def webhook_reject(connector, body, payload, reason):
     """Keep a visible trace of a delivery whose signature failed; it is never processed."""
     event_id = payload.get("event_id") if isinstance(payload.get("event_id"), str) else ""
-    CustomerIOWebhook.objects.create(connector=connector, body=body.decode("utf-8", "replace"),
+    CustomerIOWebhook.objects.create(connector=connector, body=body,
                                      status=InboxStatus.REJECTED, reason=reason, signature_valid=False,
                                      event_id=event_id[:100])

@@ -1,7 +1,7 @@
 """Thin Celery tasks for the inbox: take ids, call a service, own the retry policy."""
 from celery import shared_task
 
-from sync.tasks import retry_countdown
+from sync.tasks import retry_later
 
 from . import batch, services
 
@@ -9,7 +9,7 @@ from . import batch, services
 @shared_task(bind=True, acks_late=True, max_retries=8)
 def hull_notification_process(self, row_id):
     if services.notification_process(row_id):
-        raise self.retry(countdown=retry_countdown(self.request.retries))
+        retry_later(self)
 
 
 @shared_task(acks_late=True)
@@ -21,10 +21,10 @@ def inbox_sweep():
 @shared_task(bind=True, acks_late=True, max_retries=8)
 def customerio_webhooks_forward(self, connector_id):
     if services.webhooks_forward_for(connector_id):
-        raise self.retry(countdown=retry_countdown(self.request.retries))
+        retry_later(self)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=8)
 def hull_batch_process(self, row_id):
     if batch.batch_process(row_id):
-        raise self.retry(countdown=retry_countdown(self.request.retries))
+        retry_later(self)

@@ -33,7 +33,7 @@ class BadRequest(Exception):
 
 
 def read_json_body(request, max_bytes):
-    """The raw body and its parsed JSON object, or BadRequest (413/400) with a clear message."""
+    """The raw body, its text and its parsed JSON object, or BadRequest (413/400) with a clear message."""
     declared = request.META.get("CONTENT_LENGTH") or "0"
     if declared.isdigit() and int(declared) > max_bytes:
         raise BadRequest(413, f"Body is {declared} bytes; the limit is {max_bytes}.")
@@ -44,12 +44,16 @@ def read_json_body(request, max_bytes):
     if len(raw) > max_bytes:
         raise BadRequest(413, f"Body is {len(raw)} bytes; the limit is {max_bytes}.")
     try:
-        parsed = json.loads(raw)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise BadRequest(400, "Body must be UTF-8 encoded JSON.") from err
+    try:
+        parsed = json.loads(text)
     except (ValueError, RecursionError) as err:
         raise BadRequest(400, f"Body is not valid JSON: {str(err)[:200]}") from err
     if not isinstance(parsed, dict):
         raise BadRequest(400, "Body must be a JSON object.")
-    return raw, parsed
+    return raw, text, parsed
 
 
 def smart_notifier_reply(flow=FLOW_NEXT, status=200, errors=()):
@@ -81,7 +85,7 @@ class HullSmartNotifierView(APIView):
             return smart_notifier_reply(FLOW_RETRY, 503, [{"code": 503, "reason": "Storage unavailable; retry."}])
 
     def _handle(self, request):
-        raw, body = read_json_body(request, SMART_NOTIFIER_MAX_BYTES)
+        _, text, body = read_json_body(request, SMART_NOTIFIER_MAX_BYTES)
         configuration = body.get("configuration")
         if not isinstance(configuration, dict):
             raise BadRequest(400, "'configuration' must be an object with id, organization and secret.")
@@ -93,7 +97,7 @@ class HullSmartNotifierView(APIView):
         messages = body.get("messages")
         if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
             raise BadRequest(400, "'messages' must be a list of objects.")
-        notification_store(connector, notification_id[:100], channel, raw.decode("utf-8"), len(messages))
+        notification_store(connector, notification_id[:100], channel, text, len(messages))
         return smart_notifier_reply()
 
     @staticmethod
@@ -140,18 +144,18 @@ class CustomerIOWebhookView(APIView):
             raise BadRequest(404, "Unknown webhook URL.")
         if not _json_content_type(request):
             raise BadRequest(415, "Content-Type must be application/json.")
-        raw, payload = read_json_body(request, WEBHOOK_MAX_BYTES)
+        raw, text, payload = read_json_body(request, WEBHOOK_MAX_BYTES)
         signature_valid = None
         if connector.webhook_signing_key:
             signature_valid = self._signature_valid(request, connector, raw)
             if not signature_valid:
-                webhook_reject(connector, raw, payload, "Signature missing, wrong or outside the time tolerance.")
+                webhook_reject(connector, text, payload, "Signature missing, wrong or outside the time tolerance.")
                 raise BadRequest(401, "X-CIO-Signature is missing or invalid.")
         try:
             event = parse_webhook(payload, include_content=connector.forward_message_body)
         except MalformedWebhook as err:
             raise BadRequest(400, str(err)) from err
-        row, created = webhook_store(connector, raw.decode("utf-8"), event, signature_valid)
+        row, created = webhook_store(connector, text, event, signature_valid)
         return Response({"status": "accepted" if created else "duplicate", "event_id": event.event_id})
 
     @staticmethod
@@ -197,7 +201,7 @@ class HullBatchView(APIView):
     def post(self, request):
         try:
             connector = connector_from_query(request)
-            raw, body = read_json_body(request, BATCH_MAX_BYTES)
+            _, _, body = read_json_body(request, BATCH_MAX_BYTES)
             url = _text(body.get("url"), "url")
             if not url.startswith(("http://", "https://")):
                 raise BadRequest(400, "'url' must be an http(s) URL.")
