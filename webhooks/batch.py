@@ -61,6 +61,11 @@ def _chunks(lines):
         yield chunk
 
 
+def _batch_failed(row, reason):
+    HullNotification.objects.filter(pk=row.pk).update(status=InboxStatus.FAILED, reason=reason,
+                                                      processed_at=timezone.now())
+
+
 def batch_process(row_id):
     """Process (or resume) a batch row; returns True when it should be retried later."""
     row = HullNotification.objects.select_related("connector").filter(
@@ -82,8 +87,11 @@ def batch_process(row_id):
             HullNotification.objects.filter(pk=row.pk).update(progress_done=row.progress_done,
                                                               message_count=row.progress_done)
     except SyncError as err:
-        HullNotification.objects.filter(pk=row.pk).update(status=InboxStatus.FAILED, reason=str(err),
-                                                          processed_at=timezone.now())
+        _batch_failed(row, str(err))
         return err.retryable
+    except Exception as err:  # noqa: BLE001 - whatever broke, support must see it on the row
+        logger.exception("Batch %s failed unexpectedly", row.pk)
+        _batch_failed(row, f"Unexpected error: {type(err).__name__}: {str(err)[:300]}")
+        return False
     HullNotification.objects.filter(pk=row.pk).update(status=InboxStatus.DONE, reason="", processed_at=timezone.now())
     return False

@@ -5,7 +5,7 @@ import uuid
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from sync.exceptions import ConfigurationError, CredentialsRejected
@@ -99,6 +99,12 @@ def _notification_run(row):
     except ConfigurationError as err:
         _fail(row, f"{err} Fix the connector, then retry this row from admin.")
         return False
+    except Exception as err:  # noqa: BLE001 - whatever broke, support must see it on the row
+        logger.exception("Notification %s failed unexpectedly", row.pk)
+        permanent = row.attempts >= MAX_ATTEMPTS
+        _fail(row, f"Unexpected error: {type(err).__name__}: {str(err)[:300]}",
+              None if permanent else next_attempt(row.attempts), permanent=permanent)
+        return False
     if summary.writeback:
         enqueue_on_commit(hull_writeback_task, connector.pk)
     if summary.retry_reason:
@@ -123,11 +129,16 @@ def webhooks_forward_for(connector_id):
     connector = Connector.objects.filter(pk=connector_id).first()
     if connector is None:
         return False
+    pending = CustomerIOWebhook.objects.filter(connector=connector, status=InboxStatus.PENDING)
     try:
         _, retry = webhooks_forward(connector)
     except ConfigurationError as err:
-        CustomerIOWebhook.objects.filter(connector=connector, status=InboxStatus.PENDING).update(
-            status=InboxStatus.FAILED, reason=f"{err} Fix the connector, then replay from admin.")
+        pending.update(status=InboxStatus.FAILED, reason=f"{err} Fix the connector, then replay from admin.")
+        return False
+    except Exception as err:  # noqa: BLE001 - whatever broke, support must see it on the rows
+        logger.exception("Forwarding webhooks of connector %s failed unexpectedly", connector.pk)
+        pending.update(status=InboxStatus.FAILED, attempts=F("attempts") + 1, next_attempt_at=next_attempt(1),
+                       reason=f"Unexpected error: {type(err).__name__}: {str(err)[:300]}")
         return False
     return retry
 
