@@ -21,6 +21,7 @@ class Command(BaseCommand):
         if setting("CELERY_BROKER_URL", "") and not options["once"]:
             self.stdout.write("CELERY_BROKER_URL is set: run `celery -A connector beat` instead.")
             return
+        app.loader.import_default_modules()
         schedule = settings.CELERY_BEAT_SCHEDULE
         next_run = {name: 0.0 for name in schedule}
         while True:
