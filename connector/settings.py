@@ -124,6 +124,7 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "inte
 CELERY_BEAT_SCHEDULE = {
     "sweep-pending": {"task": "webhooks.tasks.inbox_sweep", "schedule": 60.0},
     "flush-hull-writebacks": {"task": "sync.tasks.hull_writeback_sweep", "schedule": 60.0},
+    "status-check": {"task": "webhooks.tasks.connectors_status_check", "schedule": 1800.0},
 }
 
 LOGGING = {

@@ -37,7 +37,7 @@ def connector_factory(db):
         fields = {
             "name": f"Test connector {counter['n']}",
             "hull_id": f"5a9d5c3e2f8e4b00123456{counter['n']:02d}",
-            "hull_organization": "abc123.hullapp.io",
+            "hull_organization": "http://127.0.0.1:9",
             "hull_secret": "hull-secret-value-0123456789abcdef0123",
             "site_id": "site-id-1",
             "api_key": "api-key-value",
@@ -48,3 +48,10 @@ def connector_factory(db):
         return Connector.objects.create(**fields)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch):
+    """Tests never reach the Internet: default Hull and Customer.io URLs point at a closed loopback port."""
+    monkeypatch.setenv("HULL_FIREHOSE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("CUSTOMERIO_TRACK_URL", "http://127.0.0.1:9")

@@ -28,3 +28,17 @@ def customerio_webhooks_forward(self, connector_id):
 def hull_batch_process(self, row_id):
     if batch.batch_process(row_id):
         retry_later(self)
+
+
+@shared_task(acks_late=True)
+def connectors_status_check():
+    """Periodic (every 30 minutes): the status check of every connector, pushed to Hull."""
+    from connector.models import Connector
+
+    from .status import status_check
+
+    checked = 0
+    for connector in Connector.objects.all():
+        status_check(connector)
+        checked += 1
+    return checked
