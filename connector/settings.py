@@ -125,6 +125,7 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-pending": {"task": "webhooks.tasks.inbox_sweep", "schedule": 60.0},
     "flush-hull-writebacks": {"task": "sync.tasks.hull_writeback_sweep", "schedule": 60.0},
     "status-check": {"task": "webhooks.tasks.connectors_status_check", "schedule": 1800.0},
+    "purge-old-logs": {"task": "webhooks.tasks_retention.logs_purge", "schedule": 86400.0},
 }
 
 LOGGING = {

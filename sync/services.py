@@ -1,13 +1,13 @@
 """Outgoing sync services: Hull user:update messages → Customer.io people and events."""
 import logging
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from .customerio import CustomerIOClient
+from .db import bulk_update
 from .exceptions import ConfigurationError
 from .hull import HullClient, user_claims
 from .mapping import (
@@ -234,8 +234,7 @@ class _Recorder:
         unique = list({id(s): s for s in self.changed}.values())
         for state in unique:
             state.updated_at = self.now
-        if unique:
-            SyncState.objects.bulk_update(unique, STATE_FIELDS)
+        bulk_update(SyncState, unique, STATE_FIELDS)
         if self.logs:
             SyncLog.objects.bulk_create(self.logs)
 
@@ -260,8 +259,9 @@ def hull_writeback(connector, limit=WRITEBACK_BATCH):
     items = [client.traits_item(user_claims({"id": s.hull_user_id, "email": s.email, "external_id": s.external_id}),
                                 _writeback_traits(s)) for s in pending]
     client.firehose(items)
-    done = Q()
+    by_seq = defaultdict(list)
     for state in pending:
-        done |= Q(pk=state.pk, writeback_seq=state.writeback_seq)
-    SyncState.objects.filter(done).update(writeback_pending=False)
+        by_seq[state.writeback_seq].append(state.pk)
+    for seq, pks in by_seq.items():
+        SyncState.objects.filter(pk__in=pks, writeback_seq=seq).update(writeback_pending=False)
     return len(pending)
