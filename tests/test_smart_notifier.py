@@ -82,7 +82,9 @@ def test_accepts_stores_processes_and_writes_back(post, connector, cio, hull):
     row = HullNotification.objects.get()
     assert (row.notification_id, row.channel, row.kind, row.message_count) == ("n-1", "user:update",
                                                                               "notification", 2)
-    assert json.loads(row.body) == body
+    stored = json.loads(row.body)
+    assert stored == {key: body[key] for key in ("notification_id", "channel", "segments", "messages")}
+    assert connector.hull_secret not in row.body
     assert row.status == InboxStatus.DONE and row.attempts == 1 and row.processed_at
 
     source = f"notification:{row.pk}"

@@ -5,7 +5,7 @@ import logging
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 SMART_NOTIFIER_MAX_BYTES = 10 * 1024 * 1024
 FLOW_NEXT = {"type": "next", "size": 100, "in": 1000}
 FLOW_RETRY = {"type": "retry", "size": 100, "in": 10000}
+# What processing needs; `configuration` and `connector` carry Hull's secret and our API key, never stored.
+STORED_KEYS = ("notification_id", "channel", "segments", "messages")
 
 
 class BadRequest(Exception):
@@ -85,7 +87,7 @@ class HullSmartNotifierView(APIView):
             return smart_notifier_reply(FLOW_RETRY, 503, [{"code": 503, "reason": "Storage unavailable; retry."}])
 
     def _handle(self, request):
-        _, text, body = read_json_body(request, SMART_NOTIFIER_MAX_BYTES)
+        _, _, body = read_json_body(request, SMART_NOTIFIER_MAX_BYTES)
         configuration = body.get("configuration")
         if not isinstance(configuration, dict):
             raise BadRequest(400, "'configuration' must be an object with id, organization and secret.")
@@ -97,7 +99,8 @@ class HullSmartNotifierView(APIView):
         messages = body.get("messages")
         if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
             raise BadRequest(400, "'messages' must be a list of objects.")
-        notification_store(connector, notification_id[:100], channel, text, len(messages))
+        stored = json.dumps({key: body[key] for key in STORED_KEYS if key in body}, separators=(",", ":"))
+        notification_store(connector, notification_id[:100], channel, stored, len(messages))
         return smart_notifier_reply()
 
     @staticmethod
@@ -166,6 +169,13 @@ class CustomerIOWebhookView(APIView):
                                                         request.headers.get("X-CIO-Signature", "")))
 
 
+HULL_QUERY_CREDENTIALS = [
+    OpenApiParameter("ship", str, description="Hull connector id"),
+    OpenApiParameter("organization", str, description="Hull organization host"),
+    OpenApiParameter("secret", str, description="Hull connector secret"),
+]
+
+
 def connector_from_query(request):
     """Hull's query-string credentials (?ship=&organization=&secret=) → Connector, or BadRequest 401."""
     ship, secret = request.query_params.get("ship"), request.query_params.get("secret")
@@ -178,16 +188,23 @@ def connector_from_query(request):
 class HullStatusView(APIView):
     """GET|POST /hull/status: Hull's cron runs the status check; the result also goes to Hull."""
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT, 401: OpenApiTypes.OBJECT})
+    @extend_schema(parameters=HULL_QUERY_CREDENTIALS, responses={200: OpenApiTypes.OBJECT, 401: OpenApiTypes.OBJECT})
     def get(self, request):
+        return self._check(request)
+
+    @extend_schema(parameters=HULL_QUERY_CREDENTIALS, request=None,
+                   responses={200: OpenApiTypes.OBJECT, 401: OpenApiTypes.OBJECT})
+    def post(self, request):
+        return self._check(request)
+
+    @staticmethod
+    def _check(request):
         try:
             connector = connector_from_query(request)
         except BadRequest as err:
             return Response({"status": err.status, "messages": [str(err)]}, status=err.status)
         result = status_check(connector)
         return Response({"status": result.status, "messages": result.messages})
-
-    post = get
 
 
 BATCH_MAX_BYTES = 64 * 1024
@@ -196,8 +213,9 @@ BATCH_MAX_BYTES = 64 * 1024
 class HullBatchView(APIView):
     """POST /hull/batch: a user extract to download and process like user:update without events."""
 
-    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT,
-                                                           401: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT})
+    @extend_schema(parameters=HULL_QUERY_CREDENTIALS, request=OpenApiTypes.OBJECT,
+                   responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT, 401: OpenApiTypes.OBJECT,
+                              503: OpenApiTypes.OBJECT})
     def post(self, request):
         try:
             connector = connector_from_query(request)
