@@ -166,7 +166,7 @@ def merge_messages(messages: list[dict]) -> list[dict]:
     """
     latest, events = {}, {}
     for message in messages if isinstance(messages, list) else []:
-        user_id = _scalar_str(_user(message).get("id"))
+        user_id = message_user_id(message)
         if user_id is None:
             continue
         current = latest.get(user_id)
@@ -176,6 +176,11 @@ def merge_messages(messages: list[dict]) -> list[dict]:
         for event in _events(message):
             bucket.setdefault(_event_key(event), event)
     return [{**message, "events": _sorted_events(events[user_id].values())} for user_id, message in latest.items()]
+
+
+def message_user_id(message) -> str | None:
+    """The Hull user id of a message as a string (Hull ids are strings; numbers are tolerated)."""
+    return _scalar_str(_user(message).get("id"))
 
 
 def _user(message) -> dict:

@@ -12,13 +12,22 @@ _cache = {}
 _lock = threading.Lock()
 
 
+def _list(value):
+    return value if isinstance(value, list) else []
+
+
+def _segment_label(segment):
+    name = segment.get("name")
+    return name[:MAX_VALUE_LENGTH] if isinstance(name, str) else ""
+
+
 def seen_in_notification(body):
-    """{(kind, value): label} found in a smart-notifier body (pure)."""
+    """{(kind, value): label} found in a smart-notifier body (pure; malformed parts are passed over)."""
     found = {}
-    for segment in body.get("segments") or []:
+    for segment in _list(body.get("segments")):
         if isinstance(segment, dict) and isinstance(segment.get("id"), str):
-            found[(SeenValue.Kind.SEGMENT, segment["id"])] = str(segment.get("name") or "")
-    for message in body.get("messages") or []:
+            found[(SeenValue.Kind.SEGMENT, segment["id"])] = _segment_label(segment)
+    for message in _list(body.get("messages")):
         _seen_in_message(message, found)
     return {key: label for key, label in found.items() if key[1] and len(key[1]) <= MAX_VALUE_LENGTH}
 
@@ -26,16 +35,16 @@ def seen_in_notification(body):
 def _seen_in_message(message, found):
     if not isinstance(message, dict):
         return
-    for segment in message.get("segments") or []:
+    for segment in _list(message.get("segments")):
         if isinstance(segment, dict) and isinstance(segment.get("id"), str):
-            found.setdefault((SeenValue.Kind.SEGMENT, segment["id"]), str(segment.get("name") or ""))
+            found.setdefault((SeenValue.Kind.SEGMENT, segment["id"]), _segment_label(segment))
     user = message.get("user") if isinstance(message.get("user"), dict) else {}
     for name in user:
         found.setdefault((SeenValue.Kind.ATTRIBUTE, name), "")
     account = message.get("account") if isinstance(message.get("account"), dict) else {}
     for name in account:
         found.setdefault((SeenValue.Kind.ATTRIBUTE, f"account.{name}"), "")
-    for event in message.get("events") or []:
+    for event in _list(message.get("events")):
         if isinstance(event, dict) and isinstance(event.get("event"), str):
             found.setdefault((SeenValue.Kind.EVENT, event["event"]), "")
 
@@ -58,7 +67,7 @@ def seen_values_record(connector, body):
     if not keys:
         return 0
     now = timezone.now()
-    rows = [SeenValue(connector=connector, kind=kind, value=value, label=found[(kind, value)][:255],
+    rows = [SeenValue(connector=connector, kind=kind, value=value, label=found[(kind, value)],
                       last_seen_at=now) for kind, value in keys]
     SeenValue.objects.bulk_create(rows, update_conflicts=True, unique_fields=["connector", "kind", "value"],
                                   update_fields=["label", "last_seen_at"])

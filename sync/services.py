@@ -15,6 +15,7 @@ from .mapping import (
     config_from_settings,
     decide,
     merge_messages,
+    message_user_id,
     operations_for,
 )
 from .models import SyncLog, SyncState
@@ -89,8 +90,9 @@ def users_sync(connector, messages, source=""):
     merged = merge_messages(messages)
     summary = SyncSummary(users=len(merged))
     with transaction.atomic():
-        states = states_lock(connector, [m["user"]["id"] for m in merged])
-        decisions = [decide(m, config, known_state(states[m["user"]["id"]])) for m in merged]
+        user_ids = [message_user_id(m) for m in merged]
+        states = states_lock(connector, user_ids)
+        decisions = [decide(m, config, known_state(states[uid])) for m, uid in zip(merged, user_ids)]
         delivery = _deliver(client, decisions)
         summary.operations = delivery.operations
         recorder = _Recorder(connector, states, source, summary)
@@ -197,6 +199,8 @@ class _Recorder:
     def _record_events(self, decision, results):
         if decision.action == "events":
             self._touch(decision, SyncState.Outcome.EVENTS, "Attributes unchanged; only events were sent.")
+        if decision.violations:
+            self.log(decision, "outgoing.event.error", "Events not sent: " + "; ".join(decision.violations))
         if decision.skipped_events:
             self.log(decision, "outgoing.event.skip",
                      "The following events are not whitelisted and have been skipped for processing.",

@@ -21,12 +21,14 @@ DOWNLOAD_TIMEOUT = 60
 def extract_message(line, segment_names, extra_segment_id=""):
     """One extract line → a user:update message without events (as hull-node's handle-extract does)."""
     user = {key: value for key, value in line.items() if key not in ("segment_ids", "account")}
-    ids = list(line.get("segment_ids") or [])
+    listed = line.get("segment_ids")
+    ids = [sid for sid in listed if isinstance(sid, str)] if isinstance(listed, list) else []
     if extra_segment_id and extra_segment_id not in ids:
         ids.append(extra_segment_id)
     user["segment_ids"] = ids
     segments = [{"id": sid, "name": segment_names.get(sid, sid)} for sid in ids]
-    return {"user": user, "segments": segments, "account": line.get("account") or {}, "events": []}
+    account = line.get("account") if isinstance(line.get("account"), dict) else {}
+    return {"user": user, "segments": segments, "account": account, "events": []}
 
 
 def _extract_lines(url, skip):

@@ -87,9 +87,9 @@ def notification_process(row_id):
 
 def _notification_run(row):
     connector = row.connector
-    body = json.loads(row.body)
-    seen_values_record(connector, body)
     try:
+        body = json.loads(row.body)
+        seen_values_record(connector, body)
         with transaction.atomic():
             summary = users_sync(connector, body.get("messages") or [], source=f"notification:{row.pk}")
     except CredentialsRejected as err:

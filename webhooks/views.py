@@ -99,6 +99,8 @@ class HullSmartNotifierView(APIView):
         messages = body.get("messages")
         if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
             raise BadRequest(400, "'messages' must be a list of objects.")
+        if not isinstance(body.get("segments", []), list):
+            raise BadRequest(400, "'segments' must be a list.")
         stored = json.dumps({key: body[key] for key in STORED_KEYS if key in body}, separators=(",", ":"))
         notification_store(connector, notification_id[:100], channel, stored, len(messages))
         return smart_notifier_reply()
