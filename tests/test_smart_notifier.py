@@ -83,7 +83,8 @@ def test_accepts_stores_processes_and_writes_back(post, connector, cio, hull):
     assert (row.notification_id, row.channel, row.kind, row.message_count) == ("n-1", "user:update",
                                                                               "notification", 2)
     stored = json.loads(row.body)
-    assert stored == {key: body[key] for key in ("notification_id", "channel", "segments", "messages")}
+    assert stored["messages"] == body["messages"]
+    assert stored["configuration"]["secret"] == "[redacted]"
     assert connector.hull_secret not in row.body
     assert row.status == InboxStatus.DONE and row.attempts == 1 and row.processed_at
 
@@ -445,3 +446,13 @@ def test_valid_signature_does_not_excuse_a_wrong_secret(post, connector, signed)
 def test_signature_not_required_without_a_public_key(post, connector):
     response = post(notification(connector, users("u1")), headers={SIGNATURE_HEADER: "whatever"})
     assert response.status_code == 200
+
+
+def test_short_secrets_are_dropped_rather_than_replaced_in_the_stored_body():
+    from webhooks.views import redact_secrets
+
+    body = {"configuration": {"id": "c", "secret": "1"}, "connector": {"private_settings": {"api_key": "k"}},
+            "messages": [{"user": {"id": "1", "email": "k1@example.com"}}]}
+    stored = json.loads(redact_secrets(json.dumps(body), body))
+    assert "configuration" not in stored and "connector" not in stored
+    assert stored["messages"] == body["messages"]

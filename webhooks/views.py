@@ -22,8 +22,37 @@ logger = logging.getLogger(__name__)
 SMART_NOTIFIER_MAX_BYTES = 10 * 1024 * 1024
 FLOW_NEXT = {"type": "next", "size": 100, "in": 1000}
 FLOW_RETRY = {"type": "retry", "size": 100, "in": 10000}
-# What processing needs; `configuration` and `connector` carry Hull's secret and our API key, never stored.
-STORED_KEYS = ("notification_id", "channel", "segments", "messages")
+SECRET_KEY_NAMES = ("secret", "api_key", "token", "password", "signing_key")
+MIN_REPLACEABLE_SECRET = 12
+
+
+def _secret_values(value, found):
+    """String values held under secret-looking keys, at any depth."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, str) and item and any(name in key.lower() for name in SECRET_KEY_NAMES):
+                found.add(item)
+            else:
+                _secret_values(item, found)
+    elif isinstance(value, list):
+        for item in value:
+            _secret_values(item, found)
+    return found
+
+
+def redact_secrets(text, body):
+    """The raw notification with Hull's secret and our settings' keys blanked out, so none is stored.
+
+    `configuration` and `connector` carry them; replacing their JSON-encoded values in the raw text
+    is far cheaper than re-serializing a 100-message body.
+    """
+    secrets = _secret_values({"configuration": body.get("configuration"), "connector": body.get("connector")}, set())
+    if any(len(secret) < MIN_REPLACEABLE_SECRET for secret in secrets):
+        # A very short value could also match unrelated text; drop the two subtrees instead.
+        return json.dumps({key: value for key, value in body.items() if key not in ("configuration", "connector")})
+    for secret in secrets:
+        text = text.replace(json.dumps(secret)[1:-1], "[redacted]")
+    return text
 
 
 class BadRequest(Exception):
@@ -87,7 +116,7 @@ class HullSmartNotifierView(APIView):
             return smart_notifier_reply(FLOW_RETRY, 503, [{"code": 503, "reason": "Storage unavailable; retry."}])
 
     def _handle(self, request):
-        _, _, body = read_json_body(request, SMART_NOTIFIER_MAX_BYTES)
+        _, text, body = read_json_body(request, SMART_NOTIFIER_MAX_BYTES)
         configuration = body.get("configuration")
         if not isinstance(configuration, dict):
             raise BadRequest(400, "'configuration' must be an object with id, organization and secret.")
@@ -101,8 +130,7 @@ class HullSmartNotifierView(APIView):
             raise BadRequest(400, "'messages' must be a list of objects.")
         if not isinstance(body.get("segments", []), list):
             raise BadRequest(400, "'segments' must be a list.")
-        stored = json.dumps({key: body[key] for key in STORED_KEYS if key in body}, separators=(",", ":"))
-        notification_store(connector, notification_id[:100], channel, stored, len(messages))
+        notification_store(connector, notification_id[:100], channel, redact_secrets(text, body), len(messages))
         return smart_notifier_reply()
 
     @staticmethod
