@@ -18,6 +18,7 @@ from .ulid import ulid_from_event_id
 ACTIONS = ("insert", "update", "events", "delete", "anonymous_events", "skip", "error")
 
 REASON_STALE = "Message is older than the last processed update for this user (stale); skipped."
+REASON_STALE_EVENTS = "Message is older than the last processed update: attributes skipped, its events sent."
 REASON_NO_EMAIL = "User doesn't have an email address and will not be synchronized to customer.io"
 REASON_NOT_IN_SEGMENTS = "User is not in the whitelisted segments and will not be synchronized to customer.io"
 REASON_ALREADY_DELETED = "User was already deleted"
@@ -488,7 +489,7 @@ def decide(message: dict, config: SyncConfig, state: KnownState | None = None) -
     user = _user(message)
     decision = _base_decision(message, config)
     if _is_stale(decision, state):
-        return _skip(decision, REASON_STALE)
+        return _stale(decision, message, config, state)
     if decision.email is None:
         return _skip(decision, REASON_NO_EMAIL)
     known = _known_person(user, state)
@@ -518,6 +519,18 @@ def _is_stale(decision: Decision, state: KnownState | None) -> bool:
     """True when the message is older than the newest one already processed for this user."""
     last = parse_time(state.last_indexed_at) if state is not None else None
     return last is not None and decision.indexed_at is not None and decision.indexed_at < last
+
+
+def _stale(decision: Decision, message: dict, config: SyncConfig, state: KnownState) -> Decision:
+    """Rule 0: the attributes are outdated, but its events still happened: send them to the known person."""
+    _skip(decision, REASON_STALE)
+    if not state.customerio_id or state.deleted or decision.email is None:
+        return decision
+    decision.identifier = state.customerio_id
+    _attach_events(decision, message, config)
+    if decision.event_ops:
+        decision.action, decision.reason = "events", REASON_STALE_EVENTS
+    return decision
 
 
 def _skip(decision: Decision, reason: str) -> Decision:

@@ -11,6 +11,7 @@ from .db import bulk_update
 from .exceptions import ConfigurationError
 from .hull import HullClient, user_claims
 from .mapping import (
+    Decision,
     KnownState,
     config_from_settings,
     decide,
@@ -28,6 +29,7 @@ SETTING_NAMES = (
     "max_identifier_value_length",
 )
 WRITEBACK_BATCH = 500
+MAX_USER_ID_LENGTH = SyncState._meta.get_field("hull_user_id").max_length
 STATE_FIELDS = [
     "email", "external_id", "customerio_id", "payload_hash", "last_payload", "customerio_created_at", "synced_at",
     "deleted_at", "last_indexed_at", "last_outcome", "last_reason", "writeback_pending", "writeback_seq",
@@ -70,10 +72,15 @@ def known_state(state):
 
 
 def states_lock(connector, user_ids):
-    """Lock (creating when missing) the SyncState rows of these users, in primary-key order."""
-    query = SyncState.objects.select_for_update().filter(connector=connector).order_by("pk")
-    states = {s.hull_user_id: s for s in query.filter(hull_user_id__in=user_ids)}
-    missing = [uid for uid in user_ids if uid not in states]
+    """Lock (creating when missing) the SyncState rows of these users.
+
+    Every step takes its locks in hull_user_id order, so workers handling overlapping users queue
+    behind each other instead of deadlocking.
+    """
+    ordered = sorted(set(user_ids))
+    query = SyncState.objects.select_for_update().filter(connector=connector).order_by("hull_user_id")
+    states = {s.hull_user_id: s for s in query.filter(hull_user_id__in=ordered)}
+    missing = [uid for uid in ordered if uid not in states]
     if missing:
         SyncState.objects.bulk_create([SyncState(connector=connector, hull_user_id=uid) for uid in missing],
                                       ignore_conflicts=True)
@@ -87,12 +94,13 @@ def users_sync(connector, messages, source=""):
         raise ConfigurationError("Customer.io rejected the credentials; outgoing sync is paused until they are fixed.")
     client = customerio_client(connector)
     config = sync_config(connector)
-    merged = merge_messages(messages)
-    summary = SyncSummary(users=len(merged))
+    merged, unusable = _split_user_ids(merge_messages(messages))
+    summary = SyncSummary(users=len(merged) + len(unusable))
     with transaction.atomic():
         user_ids = [message_user_id(m) for m in merged]
         states = states_lock(connector, user_ids)
         decisions = [decide(m, config, known_state(states[uid])) for m, uid in zip(merged, user_ids)]
+        decisions += [_unusable_id_decision(m) for m in unusable]
         delivery = _deliver(client, decisions)
         summary.operations = delivery.operations
         recorder = _Recorder(connector, states, source, summary)
@@ -100,6 +108,22 @@ def users_sync(connector, messages, source=""):
             recorder.record(decision, results)
         recorder.save()
     return summary
+
+
+def _split_user_ids(messages):
+    """Messages whose Hull user id fits our column, and the others (reported, not synced)."""
+    usable, unusable = [], []
+    for message in messages:
+        (usable if len(message_user_id(message)) <= MAX_USER_ID_LENGTH else unusable).append(message)
+    return usable, unusable
+
+
+def _unusable_id_decision(message):
+    user_id = message_user_id(message)
+    email = message["user"].get("email")
+    return Decision(hull_user_id=user_id[:MAX_USER_ID_LENGTH], email=email if isinstance(email, str) else None,
+                    external_id=None, action="error",
+                    reason=f"Hull user id is {len(user_id)} characters long (max {MAX_USER_ID_LENGTH}); not synced.")
 
 
 @dataclass
@@ -158,7 +182,9 @@ class _Recorder:
         handler(decision, results)
 
     def _touch(self, decision, outcome, reason=""):
-        state = self.states[decision.hull_user_id]
+        state = self.states.get(decision.hull_user_id)
+        if state is None:  # a user id we could not store (see _split_user_ids)
+            return None
         state.email = (decision.email or state.email)[:320]
         state.external_id = (decision.external_id or state.external_id)[:255]
         if decision.indexed_at and (state.last_indexed_at is None or decision.indexed_at > state.last_indexed_at):
@@ -198,7 +224,7 @@ class _Recorder:
 
     def _record_events(self, decision, results):
         if decision.action == "events":
-            self._touch(decision, SyncState.Outcome.EVENTS, "Attributes unchanged; only events were sent.")
+            self._touch(decision, SyncState.Outcome.EVENTS, decision.reason or "Attributes unchanged; only events were sent.")
         if decision.violations:
             self.log(decision, "outgoing.event.error", "Events not sent: " + "; ".join(decision.violations))
         if decision.skipped_events:

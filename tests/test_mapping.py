@@ -175,10 +175,28 @@ def test_customer_delete_when_deletion_is_enabled():
 def test_a_message_older_than_the_last_processed_one_is_stale():
     later = datetime(2018, 3, 31, tzinfo=timezone.utc)
 
-    decision = decide(sven(), config(), state(last_indexed_at=later))
+    decision = decide(without_events(sven()), config(), state(last_indexed_at=later))
 
     assert (decision.action, decision.reason) == ("skip", REASON_STALE)
     assert decision.hull_user_id == "5aa7ec6db5856ffa1b0a8fa0"
+
+
+def test_a_stale_message_still_sends_its_events_to_the_known_person_without_attributes():
+    later = datetime(2018, 3, 31, tzinfo=timezone.utc)
+
+    decision = decide(sven(), config(), state(last_indexed_at=later))
+
+    assert decision.action == "events"
+    assert [op["action"] for op in operations_for(decision)] == ["page"]
+    assert decision.event_ops[0]["identifiers"] == {"email": "sven@hull.io"}
+
+
+def test_a_stale_message_of_a_person_never_synced_is_skipped_with_its_events():
+    later = datetime(2018, 3, 31, tzinfo=timezone.utc)
+
+    decision = decide(sven(), config(), state(customerio_id="", last_indexed_at=later))
+
+    assert (decision.action, decision.reason) == ("skip", REASON_STALE)
 
 
 def test_the_same_indexed_at_again_is_not_stale():

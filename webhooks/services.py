@@ -4,7 +4,7 @@ import logging
 import uuid
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -20,6 +20,7 @@ from .models import CustomerIOWebhook, HullNotification, InboxStatus
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 20
+TRANSIENT_PGCODES = ("40P01", "40001")  # deadlock detected, serialization failure
 STALE_PENDING = timedelta(minutes=2)
 
 
@@ -99,6 +100,11 @@ def _notification_run(row):
     except ConfigurationError as err:
         _fail(row, f"{err} Fix the connector, then retry this row from admin.")
         return False
+    except OperationalError as err:
+        if getattr(err.__cause__, "pgcode", None) not in TRANSIENT_PGCODES:
+            raise
+        _fail(row, f"Database conflict, retrying: {str(err)[:200]}", next_attempt(row.attempts))
+        return True
     except Exception as err:  # noqa: BLE001 - whatever broke, support must see it on the row
         logger.exception("Notification %s failed unexpectedly", row.pk)
         permanent = row.attempts >= MAX_ATTEMPTS

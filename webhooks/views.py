@@ -1,6 +1,7 @@
 """HTTP endpoints for Hull and Customer.io. Each view: verify, persist, enqueue on commit, answer."""
 import json
 import logging
+import re
 
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
@@ -55,6 +56,11 @@ def redact_secrets(text, body):
     return text
 
 
+# PostgreSQL text cannot hold NUL characters: escaped NULs (not escaped backslashes before "u0000")
+# are dropped from bodies before they are parsed or stored.
+ESCAPED_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
 class BadRequest(Exception):
     """The request cannot be accepted; carries the HTTP status and a clear message."""
 
@@ -78,6 +84,8 @@ def read_json_body(request, max_bytes):
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         raise BadRequest(400, "Body must be UTF-8 encoded JSON.") from err
+    if "\\u0000" in text:
+        text = ESCAPED_NUL.sub(r"\1", text)
     try:
         parsed = json.loads(text)
     except (ValueError, RecursionError) as err:
@@ -172,7 +180,7 @@ class CustomerIOWebhookView(APIView):
             return Response({"error": "Storage unavailable; retry."}, status=503)
 
     def _handle(self, request, webhook_token):
-        connector = Connector.objects.filter(webhook_token=webhook_token).first()
+        connector = None if "\x00" in webhook_token else Connector.objects.filter(webhook_token=webhook_token).first()
         if connector is None:
             raise BadRequest(404, "Unknown webhook URL.")
         if not _json_content_type(request):
@@ -209,7 +217,7 @@ HULL_QUERY_CREDENTIALS = [
 def connector_from_query(request):
     """Hull's query-string credentials (?ship=&organization=&secret=) → Connector, or BadRequest 401."""
     ship, secret = request.query_params.get("ship"), request.query_params.get("secret")
-    connector = Connector.objects.filter(hull_id=ship).first() if ship else None
+    connector = Connector.objects.filter(hull_id=ship).first() if ship and "\x00" not in ship else None
     if connector is None or not security.secrets_match(secret, connector.hull_secret):
         raise BadRequest(401, "Unknown connector or wrong secret.")
     return connector
@@ -231,9 +239,12 @@ class HullStatusView(APIView):
     def _check(request):
         try:
             connector = connector_from_query(request)
+            result = status_check(connector)
         except BadRequest as err:
             return Response({"status": err.status, "messages": [str(err)]}, status=err.status)
-        result = status_check(connector)
+        except DatabaseError:
+            logger.exception("hull status: database unavailable")
+            return Response({"status": "error", "messages": ["Storage unavailable; retry."]}, status=503)
         return Response({"status": result.status, "messages": result.messages})
 
 
