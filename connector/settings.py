@@ -125,13 +125,13 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "600")),
     # A silent Redis must not hang a request: publishing fails and the sweeper enqueues later.
-    "socket_timeout": 5,
-    "socket_connect_timeout": 3,
+    "socket_timeout": 3,
+    "socket_connect_timeout": 2,
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 # A request must not hang on a dead broker: the row is stored and the sweeper enqueues it later.
-CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+CELERY_TASK_PUBLISH_RETRY = False
 CELERY_BEAT_SCHEDULE = {
     "sweep-pending": {"task": "webhooks.tasks.inbox_sweep", "schedule": 60.0},
     "flush-hull-writebacks": {"task": "sync.tasks.hull_writeback_sweep", "schedule": 60.0},

@@ -63,7 +63,7 @@ def _fresh(connector_id, keys):
 def seen_values_record(connector, body):
     """Upsert what this notification shows, skipping what this process recorded recently."""
     found = seen_in_notification(body)
-    keys = _fresh(connector.pk, list(found))
+    keys = sorted(_fresh(connector.pk, list(found)))
     if not keys:
         return 0
     now = timezone.now()

@@ -1,9 +1,10 @@
 """Outgoing sync services: Hull user:update messages → Customer.io people and events."""
+import hashlib
 import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from .customerio import CustomerIOClient
@@ -71,16 +72,30 @@ def known_state(state):
                       deleted=state.deleted_at is not None, last_indexed_at=state.last_indexed_at)
 
 
-def states_lock(connector, user_ids):
-    """Lock (creating when missing) the SyncState rows of these users.
+def _user_lock_key(connector_id, user_id):
+    digest = hashlib.blake2b(f"{connector_id}:{user_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
-    Every step takes its locks in hull_user_id order, so workers handling overlapping users queue
-    behind each other instead of deadlocking.
+
+def users_lock(connector, user_ids):
+    """Serialize work on these users across workers until the transaction ends.
+
+    PostgreSQL advisory locks, all taken in one statement in key order, so two workers with
+    overlapping users queue instead of deadlocking. SQLite already runs one writer at a time.
     """
-    ordered = sorted(set(user_ids))
-    query = SyncState.objects.select_for_update().filter(connector=connector).order_by("hull_user_id")
-    states = {s.hull_user_id: s for s in query.filter(hull_user_id__in=ordered)}
-    missing = [uid for uid in ordered if uid not in states]
+    if connection.vendor != "postgresql":
+        return
+    keys = sorted({_user_lock_key(connector.pk, uid) for uid in user_ids})
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k", [keys])
+
+
+def states_lock(connector, user_ids):
+    """Lock the users (see users_lock) and return their SyncState rows, creating the missing ones."""
+    users_lock(connector, user_ids)
+    query = SyncState.objects.filter(connector=connector)
+    states = {s.hull_user_id: s for s in query.filter(hull_user_id__in=user_ids)}
+    missing = sorted({uid for uid in user_ids if uid not in states})
     if missing:
         SyncState.objects.bulk_create([SyncState(connector=connector, hull_user_id=uid) for uid in missing],
                                       ignore_conflicts=True)

@@ -90,7 +90,7 @@ def _notification_run(row):
     connector = row.connector
     try:
         body = json.loads(row.body)
-        seen_values_record(connector, body)
+        transaction.on_commit(lambda: _seen_values_record(connector, body))
         with transaction.atomic():
             summary = users_sync(connector, body.get("messages") or [], source=f"notification:{row.pk}")
     except CredentialsRejected as err:
@@ -103,6 +103,7 @@ def _notification_run(row):
     except OperationalError as err:
         if getattr(err.__cause__, "pgcode", None) not in TRANSIENT_PGCODES:
             raise
+        logger.warning("Notification %s hit a database conflict, retrying: %s", row.pk, err)
         _fail(row, f"Database conflict, retrying: {str(err)[:200]}", next_attempt(row.attempts))
         return True
     except Exception as err:  # noqa: BLE001 - whatever broke, support must see it on the row
@@ -120,6 +121,14 @@ def _notification_run(row):
         return not permanent
     row.status, row.reason, row.next_attempt_at = InboxStatus.DONE, "", None
     return False
+
+
+def _seen_values_record(connector, body):
+    """After commit, outside the row locks: picker data is a convenience, never a reason to fail."""
+    try:
+        seen_values_record(connector, body)
+    except Exception:  # noqa: BLE001
+        logger.warning("Could not record seen values for connector %s", connector.pk, exc_info=True)
 
 
 def _credentials_rejected(connector, err):
