@@ -599,6 +599,8 @@ def _sync_person(decision: Decision, message: dict, config: SyncConfig, known: _
     decision.attributes, decision.created_at = attributes, attributes.get("created_at")
     decision.payload_hash = hashlib.sha1(payload).hexdigest()
     decision.address = {decision.identifier_type: decision.identifier}
+    if _unchanged_without_events(decision, message, config, known):
+        return _skip(decision, REASON_NO_CHANGES)
     violations = validate_person(decision.identifier, attributes, config)
     if len(payload) + _IDENTIFY_OVERHEAD > MAX_OPERATION_BYTES:
         violations += validate_operation_size(identify_operation(decision), "identify operation")
@@ -608,6 +610,16 @@ def _sync_person(decision: Decision, message: dict, config: SyncConfig, known: _
         return decision
     _attach_events(decision, message, config)
     return _classify(decision, known)
+
+
+def _unchanged_without_events(decision: Decision, message: dict, config: SyncConfig, known: _KnownPerson) -> bool:
+    """The common case, decided before validating: same person, same attributes, no whitelisted event.
+
+    What was sent before was valid then, so there is nothing to check or send.
+    """
+    return (known.exists and known.payload_hash == decision.payload_hash
+            and known.identifier in (None, decision.identifier)
+            and not any(event.get("event") in config.events_filter for event in _events(message)))
 
 
 def _attach_events(decision: Decision, message: dict, config: SyncConfig) -> None:

@@ -8,7 +8,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from .customerio import CustomerIOClient
-from .db import bulk_update
+from .db import bulk_insert, bulk_update
 from .exceptions import ConfigurationError
 from .hull import HullClient, user_claims
 from .mapping import (
@@ -31,6 +31,7 @@ SETTING_NAMES = (
 )
 WRITEBACK_BATCH = 500
 MAX_USER_ID_LENGTH = SyncState._meta.get_field("hull_user_id").max_length
+TOUCH_FIELDS = ["email", "external_id", "last_indexed_at", "last_outcome", "last_reason", "updated_at"]
 STATE_FIELDS = [
     "email", "external_id", "customerio_id", "payload_hash", "last_payload", "customerio_created_at", "synced_at",
     "deleted_at", "last_indexed_at", "last_outcome", "last_reason", "writeback_pending", "writeback_seq",
@@ -93,7 +94,7 @@ def users_lock(connector, user_ids):
 def states_lock(connector, user_ids):
     """Lock the users (see users_lock) and return their SyncState rows, creating the missing ones."""
     users_lock(connector, user_ids)
-    query = SyncState.objects.filter(connector=connector)
+    query = SyncState.objects.filter(connector=connector).defer("last_payload")
     states = {s.hull_user_id: s for s in query.filter(hull_user_id__in=user_ids)}
     missing = sorted({uid for uid in user_ids if uid not in states})
     if missing:
@@ -171,6 +172,7 @@ class _Recorder:
         self.connector, self.states, self.source, self.summary = connector, states, source, summary
         self.logs = []
         self.changed = []
+        self.synced = set()
         self.now = timezone.now()
 
     def log(self, decision, action, reason="", data=None, result=None, event_id=""):
@@ -271,6 +273,7 @@ class _Recorder:
         self._writeback(state)
 
     def _writeback(self, state):
+        self.synced.add(id(state))
         state.writeback_pending = True
         state.writeback_seq += 1
         self.summary.writeback = True
@@ -279,9 +282,9 @@ class _Recorder:
         unique = list({id(s): s for s in self.changed}.values())
         for state in unique:
             state.updated_at = self.now
-        bulk_update(SyncState, unique, STATE_FIELDS)
-        if self.logs:
-            SyncLog.objects.bulk_create(self.logs)
+        bulk_update(SyncState, [s for s in unique if id(s) in self.synced], STATE_FIELDS)
+        bulk_update(SyncState, [s for s in unique if id(s) not in self.synced], TOUCH_FIELDS)
+        bulk_insert(SyncLog, self.logs)
 
 
 def _writeback_traits(state):
