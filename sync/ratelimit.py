@@ -42,8 +42,8 @@ class LocalRateLimiter:
 class RedisRateLimiter:
     """Pacing shared through Redis by all workers of all machines."""
 
-    def __init__(self, url):
-        self._client = redis.Redis.from_url(url)
+    def __init__(self, client):
+        self._client = client
         self._script = self._client.register_script(_RESERVE)
 
     def acquire(self, key, rate):
@@ -53,15 +53,27 @@ class RedisRateLimiter:
             time.sleep(wait_us / 1_000_000)
 
 
-_limiter = None
-_limiter_lock = threading.Lock()
+_shared = {}
+_shared_lock = threading.Lock()
+
+
+def redis_client():
+    """The process-wide Redis client shared by all workers' coordination (RATE_LIMIT_REDIS_URL or the
+    broker when it is Redis), or None in single-machine mode."""
+    url = setting("RATE_LIMIT_REDIS_URL", "") or setting("CELERY_BROKER_URL", "")
+    if not url.startswith(("redis://", "rediss://")):
+        return None
+    with _shared_lock:
+        if url not in _shared:
+            _shared[url] = redis.Redis.from_url(url, socket_timeout=3, socket_connect_timeout=2)
+        return _shared[url]
 
 
 def rate_limiter():
-    """The process-wide limiter: Redis when the broker (or RATE_LIMIT_REDIS_URL) is Redis."""
-    global _limiter
-    with _limiter_lock:
-        if _limiter is None:
-            url = setting("RATE_LIMIT_REDIS_URL", "") or setting("CELERY_BROKER_URL", "")
-            _limiter = RedisRateLimiter(url) if url.startswith(("redis://", "rediss://")) else LocalRateLimiter()
-        return _limiter
+    """The process-wide limiter: shared through Redis when there is one, else in-process."""
+    client = redis_client()
+    with _shared_lock:
+        key = ("limiter", id(client))
+        if key not in _shared:
+            _shared[key] = RedisRateLimiter(client) if client is not None else LocalRateLimiter()
+        return _shared[key]

@@ -9,6 +9,7 @@ import types
 import uuid
 
 import pytest
+import redis
 
 import sync.ratelimit
 from sync.ratelimit import LocalRateLimiter, RedisRateLimiter, rate_limiter
@@ -93,7 +94,7 @@ def test_local_idle_time_is_not_banked(recorded_sleeps):
 def test_rate_limiter_is_local_without_redis(settings, monkeypatch):
     settings.CELERY_BROKER_URL = ""
     monkeypatch.delenv("RATE_LIMIT_REDIS_URL", raising=False)
-    monkeypatch.setattr(sync.ratelimit, "_limiter", None)
+    monkeypatch.setattr(sync.ratelimit, "_shared", {})
     limiter = rate_limiter()
     assert isinstance(limiter, LocalRateLimiter)
     assert rate_limiter() is limiter
@@ -102,21 +103,21 @@ def test_rate_limiter_is_local_without_redis(settings, monkeypatch):
 def test_rate_limiter_uses_redis_broker(settings, monkeypatch):
     settings.CELERY_BROKER_URL = "redis://127.0.0.1:6399/0"  # constructing does not connect
     monkeypatch.delenv("RATE_LIMIT_REDIS_URL", raising=False)
-    monkeypatch.setattr(sync.ratelimit, "_limiter", None)
+    monkeypatch.setattr(sync.ratelimit, "_shared", {})
     assert isinstance(rate_limiter(), RedisRateLimiter)
 
 
 def test_rate_limiter_prefers_its_own_redis_url(settings, monkeypatch):
     settings.CELERY_BROKER_URL = "amqp://guest@localhost//"
     monkeypatch.setenv("RATE_LIMIT_REDIS_URL", "rediss://cache.example.test:6380/1")
-    monkeypatch.setattr(sync.ratelimit, "_limiter", None)
+    monkeypatch.setattr(sync.ratelimit, "_shared", {})
     assert isinstance(rate_limiter(), RedisRateLimiter)
 
 
 def test_rate_limiter_is_local_for_other_brokers(settings, monkeypatch):
     settings.CELERY_BROKER_URL = "amqp://guest@localhost//"
     monkeypatch.delenv("RATE_LIMIT_REDIS_URL", raising=False)
-    monkeypatch.setattr(sync.ratelimit, "_limiter", None)
+    monkeypatch.setattr(sync.ratelimit, "_shared", {})
     assert isinstance(rate_limiter(), LocalRateLimiter)
 
 
@@ -126,12 +127,12 @@ def test_rate_limiter_is_local_for_other_brokers(settings, monkeypatch):
 def redis_key():
     key = f"test-{uuid.uuid4().hex}"
     yield key
-    RedisRateLimiter(REDIS_URL)._client.delete(f"cio:pace:{key}")
+    RedisRateLimiter(redis.Redis.from_url(REDIS_URL))._client.delete(f"cio:pace:{key}")
 
 
 @needs_redis
 def test_redis_paces_n_acquisitions_at_rate_r(redis_key):
-    limiter, count, rate = RedisRateLimiter(REDIS_URL), 6, 20
+    limiter, count, rate = RedisRateLimiter(redis.Redis.from_url(REDIS_URL)), 6, 20
     elapsed = paced_duration(lambda: limiter.acquire(redis_key, rate), count)
     assert elapsed >= 0.8 * (count - 1) / rate
 
@@ -139,7 +140,7 @@ def test_redis_paces_n_acquisitions_at_rate_r(redis_key):
 @needs_redis
 def test_redis_pace_is_shared_by_two_limiter_instances(redis_key):
     """Two instances stand for two worker processes: together they still keep the pace."""
-    limiters = [RedisRateLimiter(REDIS_URL), RedisRateLimiter(REDIS_URL)]
+    limiters = [RedisRateLimiter(redis.Redis.from_url(REDIS_URL)), RedisRateLimiter(redis.Redis.from_url(REDIS_URL))]
     count, rate = 8, 20
     started = time.monotonic()
     for number in range(count):
@@ -153,7 +154,7 @@ def test_redis_pace_is_shared_by_concurrent_instances(redis_key):
     stamps, lock = [], threading.Lock()
 
     def work():
-        limiter = RedisRateLimiter(REDIS_URL)
+        limiter = RedisRateLimiter(redis.Redis.from_url(REDIS_URL))
         for _ in range(each):
             limiter.acquire(redis_key, rate)
             with lock:
@@ -172,7 +173,7 @@ def test_redis_pace_is_shared_by_concurrent_instances(redis_key):
 @needs_redis
 def test_redis_keys_are_independent(redis_key, recorded_sleeps):
     other = f"{redis_key}-other"
-    limiter = RedisRateLimiter(REDIS_URL)
+    limiter = RedisRateLimiter(redis.Redis.from_url(REDIS_URL))
     try:
         for _ in range(5):
             limiter.acquire(redis_key, 1)
@@ -185,7 +186,7 @@ def test_redis_keys_are_independent(redis_key, recorded_sleeps):
 
 @needs_redis
 def test_redis_waits_grow_by_one_interval(redis_key, recorded_sleeps):
-    limiter = RedisRateLimiter(REDIS_URL)
+    limiter = RedisRateLimiter(redis.Redis.from_url(REDIS_URL))
     for _ in range(4):
         limiter.acquire(redis_key, 10)
     assert len(recorded_sleeps) == 3
@@ -195,7 +196,7 @@ def test_redis_waits_grow_by_one_interval(redis_key, recorded_sleeps):
 
 @needs_redis
 def test_redis_key_expires_after_the_pace_is_over(redis_key):
-    limiter = RedisRateLimiter(REDIS_URL)
+    limiter = RedisRateLimiter(redis.Redis.from_url(REDIS_URL))
     limiter.acquire(redis_key, 100)
     ttl_ms = limiter._client.pttl(f"cio:pace:{redis_key}")
     assert 0 < ttl_ms <= 1100  # no key left behind for idle workspaces

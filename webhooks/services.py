@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from sync.exceptions import ConfigurationError, CredentialsRejected
 from connector.models import Connector
+from sync.ratelimit import redis_client
 from sync.seen import seen_values_record
 from sync.services import users_sync
 from sync.tasks import hull_writeback_task
@@ -20,6 +21,9 @@ from .models import CustomerIOWebhook, HullNotification, InboxStatus
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 20
+FORWARD_KEY = "cio:forward-scheduled"
+FORWARD_KEY_TTL = 10
+FORWARD_DELAY = 0.25
 TRANSIENT_PGCODES = ("40P01", "40001")  # deadlock detected, serialization failure
 STALE_PENDING = timedelta(minutes=2)
 
@@ -141,6 +145,7 @@ def _credentials_rejected(connector, err):
 
 def webhooks_forward_for(connector_id):
     """Forward a connector's pending webhooks; True when a retry should be scheduled."""
+    forward_started(connector_id)
     connector = Connector.objects.filter(pk=connector_id).first()
     if connector is None:
         return False
@@ -206,10 +211,38 @@ def webhook_store(connector, body, event, signature_valid):
     except IntegrityError:
         return CustomerIOWebhook.objects.filter(connector=connector, event_id=event.event_id[:100]).first(), False
     if status == InboxStatus.PENDING:
-        from .tasks import customerio_webhooks_forward
-
-        enqueue_on_commit(customerio_webhooks_forward, connector.pk)
+        transaction.on_commit(lambda: forward_schedule(connector.pk))
     return row, True
+
+
+def forward_schedule(connector_id):
+    """Make sure one forwarding run for this connector is coming; deliveries arriving meanwhile join it.
+
+    With Redis, a short-lived key lets only the first delivery of a burst enqueue a slightly delayed
+    run, so one firehose request carries many events. The run clears the key when it starts; if it
+    dies, the key expires and the sweeper catches up.
+    """
+    from .tasks import customerio_webhooks_forward
+
+    client = redis_client()
+    try:
+        if client is None:
+            customerio_webhooks_forward.delay(connector_id)
+        elif client.set(f"{FORWARD_KEY}:{connector_id}", 1, nx=True, ex=FORWARD_KEY_TTL):
+            customerio_webhooks_forward.apply_async((connector_id,), countdown=FORWARD_DELAY)
+    except Exception:  # noqa: BLE001 - broker/Redis down: the rows are stored, the sweeper enqueues them
+        logger.warning("Could not schedule forwarding for connector %s; the sweeper will", connector_id,
+                       exc_info=True)
+
+
+def forward_started(connector_id):
+    """Called by a forwarding run as it starts: later deliveries schedule the next run."""
+    client = redis_client()
+    if client is not None:
+        try:
+            client.delete(f"{FORWARD_KEY}:{connector_id}")
+        except Exception:  # noqa: BLE001 - the key expires by itself
+            logger.warning("Could not clear the forwarding key of connector %s", connector_id, exc_info=True)
 
 
 def webhook_reject(connector, body, payload, reason):
