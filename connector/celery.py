@@ -1,9 +1,21 @@
 import os
 
 from celery import Celery
+from celery.signals import task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "connector.settings")
 
 app = Celery("connector")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+# Celery's Django fixup closes the database connection around every task unless this is set: keep
+# connections for many tasks (Django's CONN_MAX_AGE still applies), saving a PostgreSQL login per task.
+app.conf.CELERY_DB_REUSE_MAX = 1000
 app.autodiscover_tasks()
+
+
+@task_prerun.connect
+def database_connections_refresh(**kwargs):
+    """Drop connections that broke or outlived CONN_MAX_AGE before each task, as Django does per request."""
+    from django.db import close_old_connections
+
+    close_old_connections()
