@@ -2,6 +2,8 @@ import pytest
 
 from connector.celery import app as celery_app
 from connector.models import Connector
+from tests.fakes.customerio import FakeCustomerIO
+from tests.fakes.hull import FakeHull
 
 
 @pytest.fixture(autouse=True)
@@ -55,3 +57,18 @@ def loopback_only(monkeypatch):
     """Tests never reach the Internet: default Hull and Customer.io URLs point at a closed loopback port."""
     monkeypatch.setenv("HULL_FIREHOSE_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("CUSTOMERIO_TRACK_URL", "http://127.0.0.1:9")
+
+
+@pytest.fixture
+def cio(request):
+    """An in-process fake Customer.io accepting the test module's SITE / KEY credentials."""
+    with FakeCustomerIO(site_id=getattr(request.module, "SITE", "site"),
+                        api_key=getattr(request.module, "KEY", "key")) as fake:
+        yield fake
+
+
+@pytest.fixture
+def hull():
+    """An in-process fake Hull."""
+    with FakeHull() as fake:
+        yield fake

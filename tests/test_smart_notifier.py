@@ -26,18 +26,6 @@ SIGNATURE_HEADER = "x-hull-smart-notifier-signature"
 
 
 @pytest.fixture
-def cio():
-    with FakeCustomerIO(site_id=SITE, api_key=KEY) as fake:
-        yield fake
-
-
-@pytest.fixture
-def hull():
-    with FakeHull() as fake:
-        yield fake
-
-
-@pytest.fixture
 def connector(connector_factory, cio, hull, monkeypatch):
     monkeypatch.setenv("CUSTOMERIO_TRACK_URL", cio.url)
     monkeypatch.setenv("HULL_FIREHOSE_URL", hull.url)

@@ -7,8 +7,6 @@ from django.utils import timezone
 
 from connector.models import Connector
 from sync.models import SyncLog
-from tests.fakes.customerio import FakeCustomerIO
-from tests.fakes.hull import FakeHull
 from webhooks.models import CustomerIOWebhook, HullNotification, InboxStatus
 from webhooks.status import (
     ERROR_RATE_THRESHOLD, INVALID_CREDENTIALS, MISSING_CREDENTIALS, NO_RECENT_WEBHOOK, NO_SEGMENTS, NO_SIGNING_KEY,
@@ -18,18 +16,6 @@ from webhooks.status import (
 SITE, KEY = "site-status", "key-status-SECRET"
 HULL_SECRET = "hull-secret-for-status-tests-0123456789ab"
 CONNECT_ERROR = "Error when trying to connect with Customer.io: "
-
-
-@pytest.fixture
-def cio():
-    with FakeCustomerIO(site_id=SITE, api_key=KEY) as fake:
-        yield fake
-
-
-@pytest.fixture
-def hull():
-    with FakeHull() as fake:
-        yield fake
 
 
 @pytest.fixture

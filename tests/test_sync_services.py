@@ -30,18 +30,6 @@ PAGE_URL = "http://example.com/pricing/"
 
 
 @pytest.fixture
-def cio():
-    with FakeCustomerIO(site_id=SITE, api_key=KEY) as fake:
-        yield fake
-
-
-@pytest.fixture
-def hull():
-    with FakeHull() as fake:
-        yield fake
-
-
-@pytest.fixture
 def make_connector(connector_factory, cio, hull, monkeypatch):
     monkeypatch.setenv("CUSTOMERIO_TRACK_URL", cio.url)
     monkeypatch.setenv("HULL_FIREHOSE_URL", hull.url)

@@ -1,61 +1,14 @@
-"""Child processes of the soak, each in its own process group, with output in a log file."""
-import os
-import signal
+"""Child processes of the soak: gunicorn and Celery workers (process handling shared with the benchmark)."""
 import socket
-import subprocess
 import sys
-import time
 import uuid
-from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench.procs import ROOT, Process, free_port, wait_for
+from tests.bench.procs import BenchError as SoakError
 
-
-class SoakError(RuntimeError):
-    """The soak cannot go on (a process did not start, a wait timed out)."""
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(predicate, timeout, message, interval=0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise SoakError(f"timed out after {timeout:.0f}s waiting for {message}")
-        time.sleep(interval)
-
-
-class Process:
-    def __init__(self, name, command, env, log_dir):
-        self.name = name
-        self.log_path = Path(log_dir) / f"{name}.log"
-        self._log = open(self.log_path, "ab")
-        self.popen = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self._log, stderr=self._log,
-                                      start_new_session=True)
-
-    def alive(self):
-        return self.popen.poll() is None
-
-    def stop(self, timeout=15):
-        if self.alive():
-            try:
-                os.killpg(self.popen.pid, signal.SIGTERM)
-                self.popen.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(timeout=5)
-            except ProcessLookupError:
-                pass
-        self._log.close()
+__all__ = ["ROOT", "SoakError", "start_gunicorn", "start_worker"]
 
 
 def start_gunicorn(env, log_dir, workers=2):
