@@ -14,8 +14,13 @@ app.autodiscover_tasks()
 
 
 @task_prerun.connect
-def database_connections_refresh(**kwargs):
-    """Drop connections that broke or outlived CONN_MAX_AGE before each task, as Django does per request."""
+def database_connections_refresh(task=None, **kwargs):
+    """Drop connections that broke or outlived CONN_MAX_AGE before each task, as Django does per request.
+
+    Not for tasks run in-process (eager): they share the caller's connection and transaction.
+    """
     from django.db import close_old_connections
 
+    if task is not None and getattr(task.request, "is_eager", False):
+        return
     close_old_connections()
