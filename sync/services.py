@@ -310,6 +310,8 @@ def hull_writeback(connector, limit=WRITEBACK_BATCH):
     by_seq = defaultdict(list)
     for state in pending:
         by_seq[state.writeback_seq].append(state.pk)
-    for seq, pks in by_seq.items():
-        SyncState.objects.filter(pk__in=pks, writeback_seq=seq).update(writeback_pending=False)
+    with transaction.atomic():
+        users_lock(connector, [state.hull_user_id for state in pending])
+        for seq, pks in by_seq.items():
+            SyncState.objects.filter(pk__in=pks, writeback_seq=seq).update(writeback_pending=False)
     return len(pending)

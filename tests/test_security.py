@@ -257,7 +257,8 @@ def test_every_secret_check_in_the_views_goes_through_the_security_module():
 # --- deployment checks ---------------------------------------------------------------------------
 
 def production_env(**overrides):
-    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "CELERY_BROKER_URL")}
+    test_only = ("DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    env = {key: value for key, value in os.environ.items() if key not in test_only}
     env.update({"DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": pysecrets.token_urlsafe(64),
                 "DJANGO_ALLOWED_HOSTS": "connector.example.com", "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
                 "DJANGO_SETTINGS_MODULE": "connector.settings"})

@@ -9,7 +9,7 @@ from django.utils import timezone
 from sync.exceptions import SyncError
 from sync.hull import user_claims as hull_claims
 from sync.models import SyncLog, SyncState
-from sync.services import hull_client
+from sync.services import hull_client, users_lock
 
 from .inbound import hull_track_body, parse_webhook, user_claims
 from .models import CustomerIOWebhook, InboxStatus
@@ -126,6 +126,7 @@ def _forward_batch(connector):
                 row.status, row.reason, row.next_attempt_at = InboxStatus.DONE, "", None
                 batch.logs.append(batch.log(row, event, "incoming.event.success"))
             if batch.learnt:
+                users_lock(connector, [state.hull_user_id for state in batch.learnt])
                 SyncState.objects.bulk_update(batch.learnt, ["cio_id"])
         CustomerIOWebhook.objects.bulk_update(rows, ROW_FIELDS)
         SyncLog.objects.bulk_create(batch.logs)
