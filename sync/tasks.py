@@ -1,5 +1,7 @@
 """Thin Celery tasks for the outgoing side: load, call a service, own the retry policy."""
 import logging
+import uuid
+from contextlib import contextmanager
 
 from celery import shared_task
 
@@ -8,9 +10,13 @@ from connector.models import Connector
 
 from .exceptions import SyncError
 from .models import SyncState
+from .ratelimit import redis_client
 from .services import WRITEBACK_BATCH, hull_writeback
 
 logger = logging.getLogger(__name__)
+
+
+WRITEBACK_LOCK_SECONDS = 300
 
 
 def retry_countdown(retries):
@@ -30,18 +36,42 @@ def hull_writeback_task(self, connector_id):
     connector = Connector.objects.filter(pk=connector_id).first()
     if connector is None:
         return 0
-    written = 0
+    with writeback_run(connector_id) as running_alone:
+        if not running_alone:
+            return 0
+        written = 0
+        try:
+            while True:
+                batch = hull_writeback(connector)
+                written += batch
+                if batch < WRITEBACK_BATCH:
+                    return written
+        except SyncError as err:
+            logger.warning("Hull write-back for connector %s failed: %s", connector_id, err)
+            if err.retryable:
+                retry_later(self, err)
+            return written
+
+
+@contextmanager
+def writeback_run(connector_id):
+    """Yields True when no other write-back of this connector is running (a Redis lock across workers).
+
+    A second run would read the same pending rows and send their traits twice; it stops instead, and
+    the running one loops until nothing is pending (the periodic sweep picks up any late arrival).
+    """
+    client = redis_client()
+    key = f"cio:writeback-running:{connector_id}"
+    if client is None:
+        yield True
+        return
+    token = uuid.uuid4().hex
+    acquired = client.set(key, token, nx=True, ex=WRITEBACK_LOCK_SECONDS)
     try:
-        while True:
-            batch = hull_writeback(connector)
-            written += batch
-            if batch < WRITEBACK_BATCH:
-                return written
-    except SyncError as err:
-        logger.warning("Hull write-back for connector %s failed: %s", connector_id, err)
-        if err.retryable:
-            retry_later(self, err)
-        return written
+        yield bool(acquired)
+    finally:
+        if acquired and client.get(key) == token.encode():
+            client.delete(key)
 
 
 @shared_task(acks_late=True)
