@@ -60,15 +60,17 @@ def loopback_only(monkeypatch):
 
 
 @pytest.fixture
-def cio(request):
-    """An in-process fake Customer.io accepting the test module's SITE / KEY credentials."""
+def cio(request, monkeypatch):
+    """An in-process fake Customer.io accepting the test module's SITE / KEY credentials; the app uses it."""
     with FakeCustomerIO(site_id=getattr(request.module, "SITE", "site"),
                         api_key=getattr(request.module, "KEY", "key")) as fake:
+        monkeypatch.setenv("CUSTOMERIO_TRACK_URL", fake.url)
         yield fake
 
 
 @pytest.fixture
-def hull():
-    """An in-process fake Hull."""
+def hull(monkeypatch):
+    """An in-process fake Hull; the app's firehose URL points at it."""
     with FakeHull() as fake:
+        monkeypatch.setenv("HULL_FIREHOSE_URL", fake.url)
         yield fake

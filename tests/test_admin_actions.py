@@ -25,20 +25,6 @@ WEBHOOK_FIXTURES = Path(__file__).parent / "fixtures" / "customerio"
 
 
 @pytest.fixture
-def cio(monkeypatch):
-    with FakeCustomerIO(site_id=SITE, api_key=KEY) as fake:
-        monkeypatch.setenv("CUSTOMERIO_TRACK_URL", fake.url)
-        yield fake
-
-
-@pytest.fixture
-def hull(monkeypatch):
-    with FakeHull() as fake:
-        monkeypatch.setenv("HULL_FIREHOSE_URL", fake.url)
-        yield fake
-
-
-@pytest.fixture
 def connector(connector_factory, cio, hull):
     connector = connector_factory(hull_organization=hull.url, hull_secret=HULL_SECRET, site_id=SITE, api_key=KEY,
                                   webhook_signing_key=SIGNING_KEY, synchronized_segments=["seg-1"])

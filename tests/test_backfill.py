@@ -4,7 +4,6 @@ from django.urls import reverse
 
 from connector.models import Connector
 from sync.models import SyncLog, SyncState
-from tests.fakes.customerio import FakeCustomerIO
 from tests.fakes.hull import FakeHull, synthetic_users
 from webhooks.actions import notifications_retry
 from webhooks.models import HullNotification, InboxStatus
@@ -15,18 +14,9 @@ USERS = 5000
 
 
 @pytest.fixture
-def cio(monkeypatch):
-    with FakeCustomerIO(site_id=SITE, api_key=KEY) as fake:
-        monkeypatch.setenv("CUSTOMERIO_TRACK_URL", fake.url)
-        yield fake
-
-
-@pytest.fixture
-def hull(monkeypatch):
-    with FakeHull() as fake:
-        monkeypatch.setenv("HULL_FIREHOSE_URL", fake.url)
-        fake.set_segments([{"id": "seg-1", "name": "Hull Users"}])
-        yield fake
+def hull(hull):
+    hull.set_segments([{"id": "seg-1", "name": "Hull Users"}])
+    return hull
 
 
 @pytest.fixture
