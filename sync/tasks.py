@@ -65,12 +65,12 @@ def writeback_run(connector_id):
     if client is None:
         yield True
         return
-    token = uuid.uuid4().hex
-    acquired = client.set(key, token, nx=True, ex=WRITEBACK_LOCK_SECONDS)
+    run_id = uuid.uuid4().hex
+    acquired = client.set(key, run_id, nx=True, ex=WRITEBACK_LOCK_SECONDS)
     try:
         yield bool(acquired)
     finally:
-        if acquired and client.get(key) == token.encode():
+        if acquired and client.get(key) == run_id.encode():
             client.delete(key)
 
 
