@@ -11,6 +11,7 @@ from sync.services import hull_client, users_sync
 from sync.tasks import hull_writeback_task
 
 from .models import HullNotification, InboxStatus
+from .services import unexpected_reason
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ def batch_process(row_id):
         return err.retryable
     except Exception as err:  # noqa: BLE001 - whatever broke, support must see it on the row
         logger.exception("Batch %s failed unexpectedly", row.pk)
-        _batch_failed(row, f"Unexpected error: {type(err).__name__}: {str(err)[:300]}")
+        _batch_failed(row, unexpected_reason(err))
         return False
     HullNotification.objects.filter(pk=row.pk).update(status=InboxStatus.DONE, reason="", processed_at=timezone.now())
     return False

@@ -75,6 +75,18 @@ def _fail(row, reason, retry_at=None, permanent=False):
     row.reason, row.next_attempt_at = reason, retry_at
 
 
+def _fail_for_retry(row, reason):
+    """Failed with a next attempt, or permanently once out of attempts; True when a retry is due."""
+    permanent = row.attempts >= MAX_ATTEMPTS
+    _fail(row, reason, None if permanent else next_attempt(row.attempts), permanent=permanent)
+    return not permanent
+
+
+def unexpected_reason(err):
+    """What support reads on a row when processing broke in a way nobody planned for."""
+    return f"Unexpected error: {type(err).__name__}: {str(err)[:300]}"
+
+
 def notification_process(row_id):
     """Process one stored notification under a row lock. Returns True when it should be retried."""
     with transaction.atomic():
@@ -112,17 +124,12 @@ def _notification_run(row):
         return True
     except Exception as err:  # noqa: BLE001 - whatever broke, support must see it on the row
         logger.exception("Notification %s failed unexpectedly", row.pk)
-        permanent = row.attempts >= MAX_ATTEMPTS
-        _fail(row, f"Unexpected error: {type(err).__name__}: {str(err)[:300]}",
-              None if permanent else next_attempt(row.attempts), permanent=permanent)
+        _fail_for_retry(row, unexpected_reason(err))
         return False
     if summary.writeback:
         enqueue_on_commit(hull_writeback_task, connector.pk)
     if summary.retry_reason:
-        permanent = row.attempts >= MAX_ATTEMPTS
-        _fail(row, f"{summary.outcomes['retry']} user(s) not delivered yet: {summary.retry_reason}",
-              None if permanent else next_attempt(row.attempts), permanent=permanent)
-        return not permanent
+        return _fail_for_retry(row, f"{summary.outcomes['retry']} user(s) not delivered yet: {summary.retry_reason}")
     row.status, row.reason, row.next_attempt_at = InboxStatus.DONE, "", None
     return False
 
@@ -158,7 +165,7 @@ def webhooks_forward_for(connector_id):
     except Exception as err:  # noqa: BLE001 - whatever broke, support must see it on the rows
         logger.exception("Forwarding webhooks of connector %s failed unexpectedly", connector.pk)
         pending.update(status=InboxStatus.FAILED, attempts=F("attempts") + 1, next_attempt_at=next_attempt(1),
-                       reason=f"Unexpected error: {type(err).__name__}: {str(err)[:300]}")
+                       reason=unexpected_reason(err))
         return False
     return retry
 
