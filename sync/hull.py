@@ -62,8 +62,8 @@ class HullClient:
         """POST items in batches; returns the number of requests. Raises on failure after retries."""
         requests_sent = 0
         for batch in _firehose_batches(items):
-            now = _now_iso()
-            body = json.dumps({"batch": batch, "timestamp": now, "sentAt": now}, separators=(",", ":"))
+            now = json.dumps(_now_iso())
+            body = '{"batch":[' + ",".join(batch) + f'],"timestamp":{now},"sentAt":{now}}}'
             response = send_with_retries("POST", self.firehose_url, data=body.encode(), headers=self._headers(),
                                          what="Hull firehose")
             requests_sent += 1
@@ -92,13 +92,14 @@ class HullClient:
 
 
 def _firehose_batches(items):
+    """Items encoded once, grouped under the firehose's count and size limits."""
     batch, size = [], 0
     for item in items:
-        item_size = len(json.dumps(item, separators=(",", ":")))
-        if batch and (len(batch) >= FIREHOSE_MAX_ITEMS or size + item_size > FIREHOSE_MAX_BYTES):
+        encoded = json.dumps(item, separators=(",", ":"))
+        if batch and (len(batch) >= FIREHOSE_MAX_ITEMS or size + len(encoded) > FIREHOSE_MAX_BYTES):
             yield batch
             batch, size = [], 0
-        batch.append(item)
-        size += item_size
+        batch.append(encoded)
+        size += len(encoded)
     if batch:
         yield batch
