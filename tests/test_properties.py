@@ -138,7 +138,7 @@ def test_pack_operations_keeps_order_and_limits_and_drops_only_oversize(sizes):
 def test_firehose_batches_keep_every_item_in_order_within_limits(sizes):
     items = [{"n": n, "pad": "p" * size} for n, size in enumerate(sizes)]
 
-    batches = list(_firehose_batches(items))
+    batches = [[json.loads(encoded) for encoded in batch] for batch in _firehose_batches(items)]
 
     assert [item["n"] for batch in batches for item in batch] == list(range(len(items)))
     for batch in batches:
