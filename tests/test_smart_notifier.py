@@ -2,6 +2,7 @@
 against FakeCustomerIO and FakeHull running in this process (tasks run eagerly)."""
 import json
 import logging
+import os
 import time
 import uuid
 from unittest import mock
@@ -10,7 +11,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from django.db import OperationalError
+from django.db import OperationalError, connection
+from django.test.utils import CaptureQueriesContext
 
 from sync.models import SyncLog, SyncState
 from tests.builders import hull_event, hull_message, notification
@@ -90,6 +92,18 @@ def test_accepts_stores_processes_and_writes_back(post, connector, cio, hull):
     assert hull.traits("u1")["customerio/id"] == "ext-u1"
     assert hull.traits("u2")["customerio/id"] == "ext-u2"
     assert not SyncState.objects.filter(writeback_pending=True).exists()
+
+
+@pytest.mark.skipif(not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+                    reason="row locks are PostgreSQL's; SQLite ignores SELECT ... FOR UPDATE")
+def test_processing_locks_the_notification_row_and_not_its_connector(post, connector, cio):
+    """Locking the joined connector row too serialized every worker and blocked the web's inserts."""
+    with CaptureQueriesContext(connection) as queries:
+        post(notification(connector, users("u1"), notification_id="n-lock"))
+
+    locking = [query["sql"] for query in queries.captured_queries if "FOR UPDATE" in query["sql"]
+               and "webhooks_hullnotification" in query["sql"]]
+    assert locking and all(sql.endswith('FOR UPDATE OF "webhooks_hullnotification"') for sql in locking), locking
 
 
 def test_users_outside_segments_are_skipped_with_a_log(post, connector, cio):

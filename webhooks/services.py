@@ -90,7 +90,9 @@ def unexpected_reason(err):
 def notification_process(row_id):
     """Process one stored notification under a row lock. Returns True when it should be retried."""
     with transaction.atomic():
-        row = (HullNotification.objects.select_for_update().select_related("connector")
+        # Lock this row only: locking the joined connector row too would serialize every worker and
+        # block the web's inserts (their foreign-key check) until the run's Customer.io calls end.
+        row = (HullNotification.objects.select_for_update(of=("self",)).select_related("connector")
                .filter(pk=row_id, kind=HullNotification.Kind.NOTIFICATION,
                        status__in=[InboxStatus.PENDING, InboxStatus.FAILED]).first())
         if row is None:
