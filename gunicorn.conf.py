@@ -1,0 +1,14 @@
+"""gunicorn settings, read from the working directory by every `gunicorn` run of this project.
+
+Threaded workers: a request spends most of its time waiting on PostgreSQL and Redis, so a few threads
+per process keep both cores busy where sync workers queue behind each other; keep-alive lets Hull,
+Customer.io and the load balancer reuse their connections. Override with WEB_CONCURRENCY and WEB_THREADS.
+"""
+import os
+
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
+threads = int(os.environ.get("WEB_THREADS", "4"))
+keepalive = 5
+timeout = 30
+graceful_timeout = 10
