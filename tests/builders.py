@@ -56,3 +56,19 @@ def notification(connector, messages, notification_id=None, channel="user:update
         "segments": [{"id": "seg-1", "name": "Hull Users"}],
         "messages": list(messages),
     }
+
+
+def fail_inserts_into(monkeypatch, model, message="server closed the connection unexpectedly"):
+    """Make every INSERT into ``model``'s table raise OperationalError, however the code issues it."""
+    from django.db import OperationalError
+    from django.db.backends.utils import CursorWrapper
+
+    execute = CursorWrapper.execute
+    marker = f'INSERT INTO "{model._meta.db_table}"'
+
+    def failing(self, sql, params=None):
+        if sql.startswith(marker):
+            raise OperationalError(message)
+        return execute(self, sql, params)
+
+    monkeypatch.setattr(CursorWrapper, "execute", failing)

@@ -11,7 +11,7 @@ from connector.models import Connector
 from sync.models import SyncLog, SyncState
 from tests.builders import hull_message, notification
 from tests.fakes.customerio import FakeCustomerIO
-from tests.fakes.hull import FakeHull, synthetic_users
+from tests.fakes.hull import synthetic_users
 from webhooks import actions
 from webhooks.models import CustomerIOWebhook, HullNotification, InboxStatus
 from webhooks.services import notification_store

@@ -4,7 +4,7 @@ from django.urls import reverse
 
 from connector.models import Connector
 from sync.models import SyncLog, SyncState
-from tests.fakes.hull import FakeHull, synthetic_users
+from tests.fakes.hull import synthetic_users
 from webhooks.actions import notifications_retry
 from webhooks.models import HullNotification, InboxStatus
 

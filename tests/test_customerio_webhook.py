@@ -6,9 +6,9 @@ import time
 from pathlib import Path
 
 import pytest
-from django.db import OperationalError
 
 from sync.models import SyncLog, SyncState
+from tests.builders import fail_inserts_into
 from tests.fakes.hull import FakeHull
 from webhooks.models import CustomerIOWebhook, InboxStatus
 
@@ -217,6 +217,6 @@ def test_wrong_content_type_is_415(client, connector_factory):
 @pytest.mark.django_db
 def test_database_down_is_503(client, connector_factory, monkeypatch):
     connector = connector_factory()
-    monkeypatch.setattr(CustomerIOWebhook.objects, "create", lambda **kw: (_ for _ in ()).throw(OperationalError()))
+    fail_inserts_into(monkeypatch, CustomerIOWebhook)
     response = post(client, connector, fixture("email_opened"))
     assert response.status_code == 503

@@ -15,9 +15,7 @@ from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 
 from sync.models import SyncLog, SyncState
-from tests.builders import hull_event, hull_message, notification
-from tests.fakes.customerio import FakeCustomerIO
-from tests.fakes.hull import FakeHull
+from tests.builders import fail_inserts_into, hull_event, hull_message, notification
 from webhooks.models import HullNotification, InboxStatus
 
 URL = "/hull/smart-notifier"
@@ -270,10 +268,10 @@ def test_get_is_not_allowed(client, connector):
 
 # --- storage failure -----------------------------------------------------------------------
 
-def test_database_failure_while_storing_asks_hull_to_retry(post, connector, caplog):
+def test_database_failure_while_storing_asks_hull_to_retry(post, connector, caplog, monkeypatch):
     caplog.set_level(logging.DEBUG)
-    with mock.patch.object(HullNotification.objects, "create", side_effect=OperationalError("database is locked")):
-        response = post(notification(connector, users("u1")))
+    fail_inserts_into(monkeypatch, HullNotification, "database is locked")
+    response = post(notification(connector, users("u1")))
 
     assert response.status_code == 503
     assert response.json()["flow_control"]["type"] == "retry"

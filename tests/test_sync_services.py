@@ -17,8 +17,6 @@ from sync.mapping import (
 from sync.models import SyncLog, SyncState
 from sync.services import hull_writeback, known_state, states_lock, sync_config, users_sync
 from tests.builders import BASE_TIME, hull_event, hull_message
-from tests.fakes.customerio import FakeCustomerIO
-from tests.fakes.hull import FakeHull
 
 SITE, KEY = "site-sync", "key-sync-SECRET"
 HULL_SECRET = "hull-secret-for-sync-tests-0123456789abcdef"

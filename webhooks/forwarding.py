@@ -6,6 +6,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from sync.db import bulk_insert, bulk_update
 from sync.exceptions import SyncError
 from sync.hull import user_claims as hull_claims
 from sync.models import SyncLog, SyncState
@@ -127,7 +128,7 @@ def _forward_batch(connector):
                 batch.logs.append(batch.log(row, event, "incoming.event.success"))
             if batch.learnt:
                 users_lock(connector, [state.hull_user_id for state in batch.learnt])
-                SyncState.objects.bulk_update(batch.learnt, ["cio_id"])
-        CustomerIOWebhook.objects.bulk_update(rows, ROW_FIELDS)
-        SyncLog.objects.bulk_create(batch.logs)
+                bulk_update(SyncState, batch.learnt, ["cio_id"])
+        bulk_update(CustomerIOWebhook, rows, ROW_FIELDS)
+        bulk_insert(SyncLog, batch.logs)
     return len(batch.sent_rows) if not retry else 0, len(rows), retry

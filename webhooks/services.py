@@ -4,16 +4,17 @@ import logging
 import uuid
 from datetime import timedelta
 
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import OperationalError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from sync.exceptions import ConfigurationError, CredentialsRejected
 from connector.models import Connector
 from sync.ratelimit import redis_client
+from sync.db import insert_unless_duplicate
 from sync.seen import seen_values_record
 from sync.services import users_sync
-from sync.tasks import hull_writeback_task
+from sync.tasks import writeback_schedule
 
 from .forwarding import webhooks_forward
 from .models import CustomerIOWebhook, HullNotification, InboxStatus
@@ -47,11 +48,9 @@ def enqueue_on_commit(task, *args):
 
 def notification_store(connector, notification_id, channel, body, message_count, kind=HullNotification.Kind.NOTIFICATION):
     """Persist a notification once per notification_id; returns (row, created)."""
-    try:
-        with transaction.atomic():
-            row = HullNotification.objects.create(connector=connector, notification_id=notification_id,
-                                                  channel=channel, body=body, message_count=message_count, kind=kind)
-    except IntegrityError:
+    row = HullNotification(connector=connector, notification_id=notification_id, channel=channel, body=body,
+                           message_count=message_count, kind=kind)
+    if not insert_unless_duplicate(row):
         return HullNotification.objects.get(connector=connector, notification_id=notification_id), False
     from .tasks import hull_notification_process
 
@@ -129,7 +128,7 @@ def _notification_run(row):
         _fail_for_retry(row, unexpected_reason(err))
         return False
     if summary.writeback:
-        enqueue_on_commit(hull_writeback_task, connector.pk)
+        transaction.on_commit(lambda: writeback_schedule(connector.pk))
     if summary.retry_reason:
         return _fail_for_retry(row, f"{summary.outcomes['retry']} user(s) not delivered yet: {summary.retry_reason}")
     row.status, row.reason, row.next_attempt_at = InboxStatus.DONE, "", None
@@ -210,18 +209,18 @@ def _webhook_fields(event):
 
 
 def webhook_store(connector, body, event, signature_valid):
-    """Persist a delivery once per event_id; returns (row, created). Ignored types are stored as ignored."""
+    """Persist a delivery once per event_id; True when stored, False for a duplicate.
+
+    Ignored types are stored as ignored.
+    """
     status = InboxStatus.PENDING if event.name else InboxStatus.IGNORED
-    try:
-        with transaction.atomic():
-            row = CustomerIOWebhook.objects.create(connector=connector, body=body, status=status,
-                                                   reason=event.ignore_reason, signature_valid=signature_valid,
-                                                   **_webhook_fields(event))
-    except IntegrityError:
-        return CustomerIOWebhook.objects.filter(connector=connector, event_id=event.event_id[:100]).first(), False
+    row = CustomerIOWebhook(connector=connector, body=body, status=status, reason=event.ignore_reason,
+                            signature_valid=signature_valid, **_webhook_fields(event))
+    if not insert_unless_duplicate(row):
+        return False
     if status == InboxStatus.PENDING:
         transaction.on_commit(lambda: forward_schedule(connector.pk))
-    return row, True
+    return True
 
 
 def forward_schedule(connector_id):

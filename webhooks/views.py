@@ -144,7 +144,8 @@ class HullSmartNotifierView(APIView):
     @staticmethod
     def _authenticate(request, configuration, body):
         connector_id = configuration.get("id")
-        connector = Connector.objects.filter(hull_id=connector_id).first() if isinstance(connector_id, str) else None
+        connector = (Connector.objects.filter(hull_id=connector_id).only("pk", "hull_secret").first()
+                     if isinstance(connector_id, str) else None)
         if connector is None or not security.secrets_match(configuration.get("secret"), connector.hull_secret):
             raise BadRequest(401, "Unknown connector or wrong secret.")
         public_key = setting("HULL_SMART_NOTIFIER_PUBLIC_KEY", "")
@@ -180,7 +181,7 @@ class CustomerIOWebhookView(APIView):
             return Response({"error": "Storage unavailable; retry."}, status=503)
 
     def _handle(self, request, webhook_token):
-        connector = None if "\x00" in webhook_token else Connector.objects.filter(webhook_token=webhook_token).first()
+        connector = None if "\x00" in webhook_token else Connector.objects.for_webhook(webhook_token)
         if connector is None:
             raise BadRequest(404, "Unknown webhook URL.")
         if not _json_content_type(request):
@@ -196,7 +197,7 @@ class CustomerIOWebhookView(APIView):
             event = parse_webhook(payload, include_content=connector.forward_message_body)
         except MalformedWebhook as err:
             raise BadRequest(400, str(err)) from err
-        row, created = webhook_store(connector, text, event, signature_valid)
+        created = webhook_store(connector, text, event, signature_valid)
         return Response({"status": "accepted" if created else "duplicate", "event_id": event.event_id})
 
     @staticmethod
