@@ -30,6 +30,9 @@ SETTING_NAMES = (
     "max_identifier_value_length",
 )
 WRITEBACK_BATCH = 500
+# What a write-back reads of a pending row: the user's claims and the customerio/* traits.
+WRITEBACK_FIELDS = ("hull_user_id", "email", "external_id", "customerio_id", "customerio_created_at", "payload_hash",
+                    "synced_at", "deleted_at", "writeback_seq")
 MAX_USER_ID_LENGTH = SyncState._meta.get_field("hull_user_id").max_length
 TOUCH_FIELDS = ["email", "external_id", "last_indexed_at", "last_outcome", "last_reason", "updated_at"]
 STATE_FIELDS = [
@@ -300,7 +303,8 @@ def hull_writeback(connector, limit=WRITEBACK_BATCH):
 
     Rows changed again meanwhile (writeback_seq moved on) stay pending for the next run.
     """
-    pending = list(SyncState.objects.filter(connector=connector, writeback_pending=True).order_by("pk")[:limit])
+    pending = list(SyncState.objects.filter(connector=connector, writeback_pending=True).order_by("pk")
+                   .only(*WRITEBACK_FIELDS)[:limit])
     if not pending:
         return 0
     client = hull_client(connector)

@@ -1,7 +1,5 @@
 """Thin Celery tasks for the outgoing side: load, call a service, own the retry policy."""
 import logging
-import uuid
-from contextlib import contextmanager
 
 from celery import shared_task
 
@@ -16,7 +14,12 @@ from .services import WRITEBACK_BATCH, hull_writeback
 logger = logging.getLogger(__name__)
 
 
-WRITEBACK_LOCK_SECONDS = 300
+WRITEBACK_KEY = "cio:writeback"
+# How long the "scheduled or running" mark lives without being refreshed: past it, a run that died
+# no longer blocks the periodic sweep from scheduling the next one.
+WRITEBACK_KEY_SECONDS = 300
+# Delay of a scheduled run: the traits of the notifications processed meanwhile share its batches.
+WRITEBACK_DELAY = 0.5
 
 
 def retry_countdown(retries):
@@ -30,48 +33,68 @@ def retry_later(task, exc=None):
         raise task.retry(countdown=retry_countdown(task.request.retries), exc=exc)
 
 
+def _writeback_key(connector_id):
+    return f"{WRITEBACK_KEY}:{connector_id}"
+
+
+def writeback_schedule(connector_id):
+    """Make sure one write-back run of this connector is coming or running; bursts share it.
+
+    With Redis, a key marks "a run is scheduled or running" and only the caller that sets it
+    enqueues the run, slightly delayed, so the traits of many notifications travel in full firehose
+    batches and two runs never send the same pending rows. The run refreshes the key while it works
+    and, once it has deleted it, looks again for rows that arrived meanwhile. Without Redis (tasks
+    in-process) the run happens now. A broker failure is logged: the periodic sweep schedules again.
+    """
+    client = redis_client()
+    try:
+        if client is None:
+            hull_writeback_task.delay(connector_id)
+        elif client.set(_writeback_key(connector_id), 1, nx=True, ex=WRITEBACK_KEY_SECONDS):
+            try:
+                hull_writeback_task.apply_async((connector_id,), countdown=WRITEBACK_DELAY)
+            except Exception:
+                client.delete(_writeback_key(connector_id))
+                raise
+    except Exception:  # noqa: BLE001 - the pending flags are the source of truth; the sweep retries
+        logger.warning("Could not schedule the Hull write-back of connector %s; the sweep will", connector_id,
+                       exc_info=True)
+
+
+def _release(client, key):
+    if client is not None:
+        client.delete(key)
+
+
 @shared_task(bind=True, acks_late=True, max_retries=12)
 def hull_writeback_task(self, connector_id):
     """Flush pending customerio/* traits of one connector to Hull; leaves them pending when Hull is down."""
-    connector = Connector.objects.filter(pk=connector_id).first()
-    if connector is None:
-        return 0
-    with writeback_run(connector_id) as running_alone:
-        if not running_alone:
-            return 0
-        written = 0
-        try:
-            while True:
-                batch = hull_writeback(connector)
-                written += batch
-                if batch < WRITEBACK_BATCH:
-                    return written
-        except SyncError as err:
-            logger.warning("Hull write-back for connector %s failed: %s", connector_id, err)
-            if err.retryable:
-                retry_later(self, err)
-            return written
-
-
-@contextmanager
-def writeback_run(connector_id):
-    """Yields True when no other write-back of this connector is running (a Redis lock across workers).
-
-    A second run would read the same pending rows and send their traits twice; it stops instead, and
-    the running one loops until nothing is pending (the periodic sweep picks up any late arrival).
-    """
     client = redis_client()
-    key = f"cio:writeback-running:{connector_id}"
-    if client is None:
-        yield True
-        return
-    run_id = uuid.uuid4().hex
-    acquired = client.set(key, run_id, nx=True, ex=WRITEBACK_LOCK_SECONDS)
+    key = _writeback_key(connector_id)
+    connector = Connector.objects.filter(pk=connector_id).first()
+    written, drained = 0, False
     try:
-        yield bool(acquired)
-    finally:
-        if acquired and client.get(key) == run_id.encode():
-            client.delete(key)
+        while connector is not None:
+            if client is not None:
+                client.expire(key, WRITEBACK_KEY_SECONDS)
+            batch = hull_writeback(connector)
+            written += batch
+            if batch < WRITEBACK_BATCH:
+                drained = True
+                break
+    except SyncError as err:
+        logger.warning("Hull write-back for connector %s failed: %s", connector_id, err)
+        if err.retryable and not self.request.is_eager:
+            # The retry inherits the key: no other run starts before it.
+            raise self.retry(countdown=retry_countdown(self.request.retries), exc=err) from err
+    except Exception:
+        _release(client, key)
+        raise
+    _release(client, key)
+    if drained and client is not None and (
+            SyncState.objects.filter(connector_id=connector_id, writeback_pending=True).exists()):
+        writeback_schedule(connector_id)
+    return written
 
 
 @shared_task(acks_late=True)
@@ -79,5 +102,5 @@ def hull_writeback_sweep():
     """Periodic: enqueue write-backs for every connector that still has pending traits."""
     connector_ids = set(SyncState.objects.filter(writeback_pending=True).values_list("connector_id", flat=True))
     for connector_id in connector_ids:
-        hull_writeback_task.delay(connector_id)
+        writeback_schedule(connector_id)
     return len(connector_ids)

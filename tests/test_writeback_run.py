@@ -2,21 +2,54 @@ import os
 
 import pytest
 
-from sync.tasks import writeback_run
+from sync import tasks
+from sync.tasks import WRITEBACK_DELAY, writeback_schedule
+
+needs_redis = pytest.mark.skipif(not os.environ.get("CELERY_BROKER_URL", "").startswith("redis"),
+                                 reason="needs Redis (CELERY_BROKER_URL=redis://…), as in CI")
 
 
-def test_without_redis_every_run_goes_ahead(settings, monkeypatch):
+class Enqueued:
+    def __init__(self, monkeypatch):
+        self.calls = []
+        monkeypatch.setattr(tasks.hull_writeback_task, "delay", lambda *args: self.calls.append(("now", args)))
+        monkeypatch.setattr(tasks.hull_writeback_task, "apply_async",
+                            lambda args, countdown=None: self.calls.append((countdown, tuple(args))))
+
+
+def test_without_redis_every_schedule_runs_now(settings, monkeypatch):
     settings.CELERY_BROKER_URL = ""
     monkeypatch.delenv("RATE_LIMIT_REDIS_URL", raising=False)
-    with writeback_run(1) as first, writeback_run(1) as second:
-        assert first and second
+    enqueued = Enqueued(monkeypatch)
+    writeback_schedule(1)
+    writeback_schedule(1)
+    assert enqueued.calls == [("now", (1,)), ("now", (1,))]
 
 
-@pytest.mark.skipif(not os.environ.get("CELERY_BROKER_URL", "").startswith("redis"),
-                    reason="needs Redis (CELERY_BROKER_URL=redis://…), as in CI")
-def test_only_one_writeback_runs_per_connector_at_a_time():
-    with writeback_run(987654) as first:
-        with writeback_run(987654) as second, writeback_run(987655) as other_connector:
-            assert (first, second, other_connector) == (True, False, True)
-    with writeback_run(987654) as again:
-        assert again
+@needs_redis
+def test_a_burst_of_schedules_enqueues_one_delayed_run_per_connector(monkeypatch):
+    enqueued = Enqueued(monkeypatch)
+    client = tasks.redis_client()
+    client.delete("cio:writeback:987654", "cio:writeback:987655")
+    for _ in range(5):
+        writeback_schedule(987654)
+    writeback_schedule(987655)
+    assert enqueued.calls == [(WRITEBACK_DELAY, (987654,)), (WRITEBACK_DELAY, (987655,))]
+    client.delete("cio:writeback:987654")
+    writeback_schedule(987654)
+    assert enqueued.calls[-1] == (WRITEBACK_DELAY, (987654,))
+    client.delete("cio:writeback:987654", "cio:writeback:987655")
+
+
+@needs_redis
+def test_a_failed_enqueue_does_not_block_the_next_schedule(monkeypatch, caplog):
+    client = tasks.redis_client()
+    client.delete("cio:writeback:987656")
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(tasks.hull_writeback_task, "apply_async", broker_down)
+    writeback_schedule(987656)
+    assert "the sweep will" in caplog.text
+    assert not client.exists("cio:writeback:987656")

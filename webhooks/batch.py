@@ -8,7 +8,7 @@ from django.utils import timezone
 from sync.exceptions import RetryableAPIError, SyncError
 from sync.http import http_session
 from sync.services import hull_client, users_sync
-from sync.tasks import hull_writeback_task
+from sync.tasks import writeback_schedule
 
 from .models import HullNotification, InboxStatus
 from .services import unexpected_reason
@@ -83,7 +83,7 @@ def batch_process(row_id):
             messages = [extract_message(line, names, spec.get("segment_id", "")) for line in chunk]
             summary = users_sync(row.connector, messages, source=f"notification:{row.pk}")
             if summary.writeback:
-                hull_writeback_task.delay(row.connector_id)
+                writeback_schedule(row.connector_id)
             if summary.retry_reason:
                 raise RetryableAPIError(f"Customer.io: {summary.retry_reason}")
             row.progress_done += len(chunk)
