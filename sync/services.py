@@ -95,15 +95,17 @@ def users_lock(connector, user_ids):
 
 
 def states_lock(connector, user_ids):
-    """Lock the users (see users_lock) and return their SyncState rows, creating the missing ones."""
+    """Lock the users (see users_lock) and return their SyncState rows.
+
+    Users seen for the first time get a new, unsaved row: `_Recorder.save` inserts those with the
+    rest of the batch, so a new user costs one row written instead of an insert, a re-read and an update.
+    """
     users_lock(connector, user_ids)
-    query = SyncState.objects.filter(connector=connector).defer("last_payload")
-    states = {s.hull_user_id: s for s in query.filter(hull_user_id__in=user_ids)}
-    missing = sorted({uid for uid in user_ids if uid not in states})
-    if missing:
-        SyncState.objects.bulk_create([SyncState(connector=connector, hull_user_id=uid) for uid in missing],
-                                      ignore_conflicts=True)
-        states.update({s.hull_user_id: s for s in query.filter(hull_user_id__in=missing)})
+    query = SyncState.objects.filter(connector=connector, hull_user_id__in=user_ids).defer("last_payload")
+    states = {s.hull_user_id: s for s in query}
+    for uid in user_ids:
+        if uid not in states:
+            states[uid] = SyncState(connector=connector, hull_user_id=uid)
     return states
 
 
@@ -285,8 +287,10 @@ class _Recorder:
         unique = list({id(s): s for s in self.changed}.values())
         for state in unique:
             state.updated_at = self.now
-        bulk_update(SyncState, [s for s in unique if id(s) in self.synced], STATE_FIELDS)
-        bulk_update(SyncState, [s for s in unique if id(s) not in self.synced], TOUCH_FIELDS)
+        bulk_insert(SyncState, [s for s in unique if s.pk is None])
+        stored = [s for s in unique if s.pk is not None]
+        bulk_update(SyncState, [s for s in stored if id(s) in self.synced], STATE_FIELDS)
+        bulk_update(SyncState, [s for s in stored if id(s) not in self.synced], TOUCH_FIELDS)
         bulk_insert(SyncLog, self.logs)
 
 

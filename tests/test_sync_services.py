@@ -463,9 +463,7 @@ def test_retryable_exhaustion_leaves_state_unchanged(make_connector, cio, monkey
     assert summary.retry_reason and "500" in summary.retry_reason
     assert summary.outcomes == {"retry": 2}
     assert SyncState.objects.filter(hull_user_id="u1").values().get() == snapshot
-    fresh = state(connector, "u2")
-    assert (fresh.customerio_id, fresh.last_outcome, fresh.last_indexed_at, fresh.writeback_pending) == (
-        "", "", None, False)
+    assert not SyncState.objects.filter(hull_user_id="u2").exists()
     assert SyncLog.objects.count() == log_count
     assert cio.person(id="ext-u1")["attributes"]["plan"] == "free"
 
@@ -638,7 +636,7 @@ def test_known_state(connector_factory):
     assert known_state(skipped).last_indexed_at == BASE_TIME
 
 
-def test_states_lock_creates_missing_rows_once(connector_factory):
+def test_states_lock_returns_stored_rows_and_new_unsaved_ones(connector_factory):
     connector, other = connector_factory(), connector_factory()
     SyncState.objects.create(connector=connector, hull_user_id="u1", email="kept@example.com")
     SyncState.objects.create(connector=other, hull_user_id="u2", email="other@example.com")
@@ -647,9 +645,20 @@ def test_states_lock_creates_missing_rows_once(connector_factory):
         states = states_lock(connector, ["u1", "u2"])
 
     assert set(states) == {"u1", "u2"}
-    assert states["u1"].email == "kept@example.com"
-    assert states["u2"].connector_id == connector.pk and states["u2"].email == ""
+    assert states["u1"].email == "kept@example.com" and states["u1"].pk is not None
+    assert states["u2"].connector_id == connector.pk and states["u2"].email == "" and states["u2"].pk is None
+    assert SyncState.objects.filter(connector=connector).count() == 1
+
+
+def test_first_sync_stores_new_users_and_updates_known_ones_in_one_pass(make_connector, cio):
+    connector = make_connector(synchronized_attributes=["traits_plan"])
+    users_sync(connector, [sven(traits_plan="free")])
+    first = state(connector)
+
+    users_sync(connector, [sven(minutes=1, traits_plan="pro"), hull_message(user_id="u-new", segments=[SEGMENT])])
+
     assert SyncState.objects.filter(connector=connector).count() == 2
-    with transaction.atomic():
-        assert set(states_lock(connector, ["u1", "u2"])) == {"u1", "u2"}
-    assert SyncState.objects.count() == 3
+    again = state(connector)
+    assert again.pk == first.pk and again.last_outcome == "update" and again.last_payload["plan"] == "pro"
+    new = state(connector, "u-new")
+    assert new.last_outcome == "insert" and new.customerio_id and new.writeback_pending
