@@ -1,7 +1,7 @@
 import os
 
 from celery import Celery
-from celery.signals import task_prerun
+from celery.signals import task_prerun, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "connector.settings")
 
@@ -24,3 +24,12 @@ def database_connections_refresh(task=None, **kwargs):
     if task is not None and getattr(task.request, "is_eager", False):
         return
     close_old_connections()
+
+
+@worker_process_init.connect
+def heap_freeze(**kwargs):
+    """A pool process starts with Django and the tasks loaded: keep those objects out of the collector's
+    full passes (gc.freeze), which otherwise walk them again and again while large payloads churn."""
+    import gc
+
+    gc.freeze()
