@@ -1,9 +1,9 @@
 """Customer.io Track API client: v2 batches split to the API's byte limits, paced per workspace."""
-import json
 import logging
 import time
 from dataclasses import dataclass
 
+from .encoding import compact_json
 from .exceptions import CredentialsRejected, PermanentAPIError, RetryableAPIError
 from .http import send_with_retries
 from .ratelimit import rate_limiter
@@ -17,7 +17,7 @@ _ENVELOPE = len(b'{"batch":[]}')
 
 
 def _encode(value):
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return compact_json(value)
 
 
 @dataclass

@@ -1,25 +1,27 @@
 """Database helpers for the hot path: one statement for many rows, without per-field ORM overhead."""
 import io
-import json
 from datetime import datetime
 
 from django.db import connection, models
+
+from .encoding import compact_json
 
 
 def _raw(field, obj):
     """A value psycopg2 adapts itself; JSON fields are encoded here (fields on this path are plain)."""
     value = getattr(obj, field.attname)
     if isinstance(field, models.JSONField):
-        return json.dumps(value, separators=(",", ":"))
+        return compact_json(value).decode()
     return value
 
 
 def bulk_update(model, objects, fields):
     """UPDATE many rows in one statement.
 
-    On PostgreSQL: one `UPDATE … FROM (VALUES …)`, far cheaper than Django's CASE-per-field
-    bulk_update. Elsewhere (SQLite in single-machine mode) one small UPDATE per row, which SQLite
-    does quickly inside the surrounding transaction.
+    On PostgreSQL: one `UPDATE … FROM unnest(<one array per column>)`, far cheaper than Django's
+    CASE-per-field bulk_update, and psycopg2 builds the arrays in C rather than a VALUES row at a time.
+    Elsewhere (SQLite in single-machine mode) one small UPDATE per row, which SQLite does quickly
+    inside the surrounding transaction.
     """
     if not objects:
         return
@@ -27,18 +29,23 @@ def bulk_update(model, objects, fields):
         for obj in objects:
             obj.save(update_fields=fields)
         return
-    from psycopg2.extras import execute_values
-
-    model_fields = [model._meta.get_field(name) for name in fields]
     pk = model._meta.pk
-    columns = [pk.column] + [f.column for f in model_fields]
-    casts = [pk.db_type(connection)] + [f.db_type(connection) for f in model_fields]
-    assignments = ", ".join(f'"{col}" = v."{col}"::{cast}' for col, cast in zip(columns[1:], casts[1:]))
-    sql = (f'UPDATE "{model._meta.db_table}" AS t SET {assignments} FROM (VALUES %s) AS v('
-           + ", ".join(f'"{c}"' for c in columns) + f') WHERE t."{pk.column}" = v."{pk.column}"::{casts[0]}')
-    rows = [[obj.pk] + [_raw(f, obj) for f in model_fields] for obj in objects]
+    model_fields = [model._meta.get_field(name) for name in fields]
+    columns = ", ".join(f'"{f.column}"' for f in [pk] + model_fields)
+    arrays = ", ".join(f"%s::{_array_type(f)}" for f in [pk] + model_fields)
+    assignments = ", ".join(f'"{f.column}" = v."{f.column}"' for f in model_fields)
+    sql = (f'UPDATE "{model._meta.db_table}" AS t SET {assignments} FROM unnest({arrays}) AS v({columns}) '
+           f'WHERE t."{pk.column}" = v."{pk.column}"')
+    values = [[obj.pk for obj in objects]] + [[_raw(f, obj) for obj in objects] for f in model_fields]
     with connection.cursor() as cursor:
-        execute_values(cursor.cursor, sql, rows, page_size=len(rows))
+        cursor.execute(sql, values)
+
+
+def _array_type(field):
+    """The SQL array type a column's values are sent as (JSON goes as text, cast per element)."""
+    if isinstance(field, models.JSONField):
+        return "text[]::jsonb[]"
+    return f"{field.db_type(connection)}[]"
 
 
 def bulk_insert(model, objects):

@@ -7,6 +7,7 @@ import logging
 import time
 from datetime import datetime, timezone
 
+from .encoding import compact_json
 from .exceptions import CredentialsRejected, PermanentAPIError
 from .http import send_with_retries
 
@@ -52,7 +53,7 @@ class HullClient:
                    "io.hull.subjectType": "user"}
         if claims.get("id"):
             payload["sub"] = claims["id"]
-        signing_input = JWT_HEADER + b"." + _b64url(json.dumps(payload, separators=(",", ":")).encode())
+        signing_input = JWT_HEADER + b"." + _b64url(compact_json(payload))
         signer = self._signer.copy()
         signer.update(signing_input)
         return (signing_input + b"." + _b64url(signer.digest())).decode()
@@ -109,7 +110,7 @@ def _firehose_batches(items):
     """Items encoded once, grouped under the firehose's count and size limits."""
     batch, size = [], 0
     for item in items:
-        encoded = json.dumps(item, separators=(",", ":"))
+        encoded = compact_json(item).decode()
         if batch and (len(batch) >= FIREHOSE_MAX_ITEMS or size + len(encoded) > FIREHOSE_MAX_BYTES):
             yield batch
             batch, size = [], 0

@@ -55,3 +55,10 @@ def test_insert_unless_duplicate_inserts_once_and_sets_the_primary_key(connector
     stored = CustomerIOWebhook.objects.get()
     assert stored.pk == first.pk and twin.pk is None
     assert stored.received_at is not None and stored.attempts == 0 and stored.reason == ""
+
+
+def test_compact_json_is_utf8_and_takes_what_orjson_refuses():
+    from sync.encoding import compact_json
+
+    assert compact_json({"name": "Zoë", "n": [1, 2.5, None, True]}) == '{"name":"Zoë","n":[1,2.5,null,true]}'.encode()
+    assert compact_json({"big": 2 ** 70}) == b'{"big":1180591620717411303424}'
