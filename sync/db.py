@@ -3,6 +3,7 @@ import io
 from datetime import datetime
 
 from django.db import connection, models
+from django.utils import timezone
 
 from .encoding import compact_json
 
@@ -49,25 +50,50 @@ def _array_type(field):
 
 
 def bulk_insert(model, objects):
-    """INSERT many rows (no primary keys returned): one COPY on PostgreSQL, bulk_create elsewhere.
+    """INSERT model instances in one statement (no primary keys returned); see bulk_insert_rows."""
+    fields = _insert_fields(model)
+    bulk_insert_rows(model, [{f.attname: getattr(obj, f.attname) for f in fields} for obj in objects])
 
-    COPY skips building and parsing one giant VALUES statement, on both the client and the server;
-    the rows' text goes through `_copy_text`, the escaping of COPY's text format.
+
+def bulk_insert_rows(model, rows):
+    """INSERT rows given as ``{field attname: value}``: one COPY on PostgreSQL, bulk_create elsewhere.
+
+    Fields a row leaves out take their default, and auto_now(_add) fields left empty take the time
+    of the call, as a model instance would. Plain dicts skip building a model instance per row, and
+    COPY skips building and parsing one giant VALUES statement, on both the client and the server.
     """
-    if not objects:
+    if not rows:
         return
     if connection.vendor != "postgresql":
-        model.objects.bulk_create(objects)
+        model.objects.bulk_create([model(**row) for row in rows])
         return
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    fields = _insert_fields(model)
+    now = timezone.now()
+    columns = []
     for field in fields:
-        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            for obj in objects:
-                field.pre_save(obj, add=True)
-    data = "".join("\t".join([_copy_text(_raw(f, obj)) for f in fields]) + "\n" for obj in objects)
-    columns = ", ".join(f'"{f.column}"' for f in fields)
+        automatic = getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
+        json_field = isinstance(field, models.JSONField)
+        default = now if automatic else field.get_default()
+        columns.append((field.attname, default, automatic, json_field))
+    lines = []
+    for row in rows:
+        values = []
+        for attname, default, automatic, json_field in columns:
+            value = row.get(attname, default)
+            if automatic and value is None:
+                value = now
+            elif json_field:
+                value = compact_json(value).decode()
+            values.append(_copy_text(value))
+        lines.append("\t".join(values))
+    names = ", ".join(f'"{f.column}"' for f in fields)
     with connection.cursor() as cursor:
-        cursor.cursor.copy_expert(f'COPY "{model._meta.db_table}" ({columns}) FROM STDIN', io.StringIO(data))
+        cursor.cursor.copy_expert(f'COPY "{model._meta.db_table}" ({names}) FROM STDIN',
+                                  io.StringIO("\n".join(lines) + "\n"))
+
+
+def _insert_fields(model):
+    return [f for f in model._meta.concrete_fields if not f.primary_key]
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})

@@ -8,7 +8,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from .customerio import CustomerIOClient
-from .db import bulk_insert, bulk_update
+from .db import bulk_insert, bulk_insert_rows, bulk_update
 from .exceptions import ConfigurationError
 from .hull import HullClient, user_claims
 from .mapping import (
@@ -183,15 +183,16 @@ class _Recorder:
     def log(self, decision, action, reason="", data=None, result=None, event_id=""):
         direction, outcome = action.split(".")[0], action.rsplit(".", 1)[1]
         state = self.states.get(decision.hull_user_id)
-        self.logs.append(SyncLog(
-            connector=self.connector, action=action, direction=direction, outcome=outcome,
-            hull_user_id=decision.hull_user_id or "", email=(decision.email or "")[:320],
-            external_id=(decision.external_id or "")[:255],
-            customerio_id=(decision.identifier or (state.customerio_id if state else "") or "")[:255],
-            event_id=event_id[:100], reason=reason, data=data or {}, source=self.source,
-            http_status=result.status if result else None, duration_ms=result.duration_ms if result else None,
-            error=(result.error if result and not result.ok else ""),
-        ))
+        self.logs.append({
+            "connector_id": self.connector.pk, "action": action, "direction": direction, "outcome": outcome,
+            "hull_user_id": decision.hull_user_id or "", "email": (decision.email or "")[:320],
+            "external_id": (decision.external_id or "")[:255],
+            "customerio_id": (decision.identifier or (state.customerio_id if state else "") or "")[:255],
+            "event_id": event_id[:100], "reason": reason, "data": data or {}, "source": self.source,
+            "http_status": result.status if result else None,
+            "duration_ms": result.duration_ms if result else None,
+            "error": (result.error if result and not result.ok else ""),
+        })
 
     def record(self, decision, results):
         retry = [r for r in results if r.retryable]
@@ -291,7 +292,7 @@ class _Recorder:
         stored = [s for s in unique if s.pk is not None]
         bulk_update(SyncState, [s for s in stored if id(s) in self.synced], STATE_FIELDS)
         bulk_update(SyncState, [s for s in stored if id(s) not in self.synced], TOUCH_FIELDS)
-        bulk_insert(SyncLog, self.logs)
+        bulk_insert_rows(SyncLog, self.logs)
 
 
 def _writeback_traits(state):

@@ -62,3 +62,14 @@ def test_compact_json_is_utf8_and_takes_what_orjson_refuses():
 
     assert compact_json({"name": "Zoë", "n": [1, 2.5, None, True]}) == '{"name":"Zoë","n":[1,2.5,null,true]}'.encode()
     assert compact_json({"big": 2 ** 70}) == b'{"big":1180591620717411303424}'
+
+
+def test_parse_json_accepts_what_the_standard_library_accepts():
+    from sync.encoding import parse_json
+
+    assert parse_json('{"a": [1, "é"]}') == {"a": [1, "é"]}
+    assert parse_json(b'{"big": 1180591620717411303424}') == {"big": 2 ** 70}
+    assert parse_json('{"x": NaN}')["x"] != parse_json('{"x": NaN}')["x"]  # NaN, as json reads it
+    assert parse_json('{"s": "\\ud800"}') == {"s": "\ud800"}
+    with pytest.raises(ValueError):
+        parse_json("{not json")

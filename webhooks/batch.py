@@ -5,6 +5,7 @@ import logging
 import requests
 from django.utils import timezone
 
+from sync.encoding import parse_json
 from sync.exceptions import RetryableAPIError, SyncError
 from sync.http import http_session
 from sync.services import hull_client, users_sync
@@ -45,7 +46,7 @@ def _extract_lines(url, skip):
             if number < skip or not raw.strip():
                 continue
             try:
-                line = json.loads(raw)
+                line = parse_json(raw)
             except ValueError:
                 logger.warning("Extract line %d is not JSON; skipped", number + 1)
                 continue

@@ -1,5 +1,4 @@
 """Customer.io reporting webhooks → Hull track events (and optional traits), many per firehose request."""
-import json
 import logging
 
 from django.db import connection, transaction
@@ -7,6 +6,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from sync.db import bulk_insert, bulk_update
+from sync.encoding import parse_json
 from sync.exceptions import SyncError
 from sync.hull import user_claims as hull_claims
 from sync.models import SyncLog, SyncState
@@ -61,7 +61,7 @@ class _Batch:
     def __init__(self, connector, rows):
         self.connector, self.rows = connector, rows
         self.client = hull_client(connector)
-        self.events = [parse_webhook(json.loads(r.body), include_content=connector.forward_message_body) for r in rows]
+        self.events = [parse_webhook(parse_json(r.body), include_content=connector.forward_message_body) for r in rows]
         self.by_id, self.by_cio = _known_users(connector, self.events)
         self.items, self.sent_rows, self.logs, self.learnt = [], [], [], []
 

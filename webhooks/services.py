@@ -8,10 +8,11 @@ from django.db import OperationalError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from sync.exceptions import ConfigurationError, CredentialsRejected
 from connector.models import Connector
-from sync.ratelimit import redis_client
 from sync.db import insert_unless_duplicate
+from sync.encoding import parse_json
+from sync.exceptions import ConfigurationError, CredentialsRejected
+from sync.ratelimit import redis_client
 from sync.seen import seen_values_record
 from sync.services import users_sync
 from sync.tasks import writeback_schedule
@@ -106,7 +107,7 @@ def notification_process(row_id):
 def _notification_run(row):
     connector = row.connector
     try:
-        body = json.loads(row.body)
+        body = parse_json(row.body)
         transaction.on_commit(lambda: _seen_values_record(connector, body))
         with transaction.atomic():
             summary = users_sync(connector, body.get("messages") or [], source=f"notification:{row.pk}")

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from connector.conf import setting
 from connector.models import Connector
+from sync.encoding import parse_json
 
 from . import security
 from .inbound import MalformedWebhook, parse_webhook
@@ -87,7 +88,7 @@ def read_json_body(request, max_bytes):
     if "\\u0000" in text:
         text = ESCAPED_NUL.sub(r"\1", text)
     try:
-        parsed = json.loads(text)
+        parsed = parse_json(text)
     except (ValueError, RecursionError) as err:
         raise BadRequest(400, f"Body is not valid JSON: {str(err)[:200]}") from err
     if not isinstance(parsed, dict):

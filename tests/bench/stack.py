@@ -217,6 +217,19 @@ def clean(fakes):
     queue_purge()
 
 
+def tables_analyze():
+    """ANALYZE the app tables, as autovacuum would have long done on a live installation.
+
+    The scenarios fill tables from empty within seconds; without statistics PostgreSQL plans the
+    users' state lookup as a scan of every row of the connector (measured: 9 ms instead of 0.7 ms
+    per 100-user notification), a cost no running installation pays.
+    """
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {', '.join(APP_TABLES)}")
+
+
 def queue_purge():
     """Purge the benchmark queue; drop the dedicated Redis db's unacked bookkeeping (no worker runs now).
 
