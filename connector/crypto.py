@@ -1,5 +1,6 @@
 """Secrets at rest: Fernet (AES-128-CBC + HMAC) with key rotation via MultiFernet."""
 import base64
+import functools
 import hashlib
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -30,9 +31,16 @@ def encrypt(plaintext):
 
 def decrypt(token):
     try:
-        return fernet().decrypt(token.encode()).decode()
+        return _decrypted(tuple(_keys()), token)
     except InvalidToken as err:
         raise SecretDecryptionError("A stored secret could not be decrypted; check FIELD_ENCRYPTION_KEY.") from err
+
+
+@functools.lru_cache(maxsize=256)
+def _decrypted(keys, token):
+    """Every request and task reads its connector's secrets: each distinct ciphertext is decrypted once
+    per process (keyed by the keys too, so a rotation is never served from a stale entry)."""
+    return MultiFernet([Fernet(key) for key in keys]).decrypt(token.encode()).decode()
 
 
 class EncryptedTextField(models.TextField):
