@@ -71,32 +71,21 @@ def bulk_insert_rows(model, rows):
     now = timezone.now()
     columns = []
     for field in fields:
-        automatic = getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
-        json_field = isinstance(field, models.JSONField)
-        default = now if automatic else field.get_default()
-        columns.append((field.attname, default, automatic, json_field))
-    lines = []
-    for row in rows:
-        values = []
-        for attname, default, automatic, json_field in columns:
-            value = row.get(attname, default)
-            if automatic and value is None:
-                value = now
-            elif json_field:
-                value = compact_json(value).decode()
-            values.append(_copy_text(value))
-        lines.append("\t".join(values))
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            columns.append((field.attname, None, lambda value: _copy_text(now if value is None else value)))
+        elif isinstance(field, models.JSONField):
+            columns.append((field.attname, field.get_default(), _copy_json))
+        else:
+            columns.append((field.attname, field.get_default(), _copy_text))
+    data = "".join(["\t".join([encode(row.get(name, default)) for name, default, encode in columns]) + "\n"
+                    for row in rows])
     names = ", ".join(f'"{f.column}"' for f in fields)
     with connection.cursor() as cursor:
-        cursor.cursor.copy_expert(f'COPY "{model._meta.db_table}" ({names}) FROM STDIN',
-                                  io.StringIO("\n".join(lines) + "\n"))
+        cursor.cursor.copy_expert(f'COPY "{model._meta.db_table}" ({names}) FROM STDIN', io.StringIO(data))
 
 
 def _insert_fields(model):
     return [f for f in model._meta.concrete_fields if not f.primary_key]
-
-
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 def _copy_text(value):
@@ -104,12 +93,18 @@ def _copy_text(value):
     if value is None:
         return "\\N"
     if isinstance(value, str):
-        return value.translate(_COPY_ESCAPES)
+        if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+            return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+        return value
     if isinstance(value, bool):
         return "t" if value else "f"
     if isinstance(value, datetime):
         return value.isoformat()
     return str(value)
+
+
+def _copy_json(value):
+    return _copy_text(compact_json(value).decode())
 
 
 def insert_unless_duplicate(obj):
