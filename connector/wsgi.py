@@ -1,6 +1,10 @@
 import os
 
-from django.core.wsgi import get_wsgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "connector.settings")
-application = get_wsgi_application()
+django.setup(set_prefix=False)
+
+from connector.handlers import ConnectorApplication  # noqa: E402 - needs the settings loaded above
+
+application = ConnectorApplication()
