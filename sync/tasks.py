@@ -20,6 +20,9 @@ WRITEBACK_KEY = "cio:writeback"
 WRITEBACK_KEY_SECONDS = 300
 # Delay of a scheduled run: the traits of the notifications processed meanwhile share its batches.
 WRITEBACK_DELAY = 0.5
+# Batches (of WRITEBACK_BATCH users) one run writes before it hands its worker back: a run that
+# drained a growing backlog in one go kept that worker from syncing notifications meanwhile.
+WRITEBACK_BATCHES_PER_RUN = 4
 
 
 def retry_countdown(retries):
@@ -37,7 +40,7 @@ def _writeback_key(connector_id):
     return f"{WRITEBACK_KEY}:{connector_id}"
 
 
-def writeback_schedule(connector_id):
+def writeback_schedule(connector_id, delay=WRITEBACK_DELAY):
     """Make sure one write-back run of this connector is coming or running; bursts share it.
 
     With Redis, a key marks "a run is scheduled or running" and only the caller that sets it
@@ -52,7 +55,7 @@ def writeback_schedule(connector_id):
             hull_writeback_task.delay(connector_id)
         elif client.set(_writeback_key(connector_id), 1, nx=True, ex=WRITEBACK_KEY_SECONDS):
             try:
-                hull_writeback_task.apply_async((connector_id,), countdown=WRITEBACK_DELAY)
+                hull_writeback_task.apply_async((connector_id,), countdown=delay)
             except Exception:
                 client.delete(_writeback_key(connector_id))
                 raise
@@ -68,22 +71,27 @@ def _release(client, key):
 
 @shared_task(bind=True, acks_late=True, max_retries=12)
 def hull_writeback_task(self, connector_id):
-    """Flush pending customerio/* traits of one connector to Hull; leaves them pending when Hull is down."""
+    """Write pending customerio/* traits of one connector to Hull; leaves them pending when Hull is down.
+
+    With a broker, a run writes at most WRITEBACK_BATCHES_PER_RUN batches, then queues the next
+    run behind the notifications already waiting; in-process it writes everything now.
+    """
     client = redis_client()
     key = _writeback_key(connector_id)
     connector = Connector.objects.filter(pk=connector_id).first()
-    written, drained = 0, False
+    written, batches, drained, failed = 0, 0, False, False
     try:
-        while connector is not None:
+        while connector is not None and (client is None or batches < WRITEBACK_BATCHES_PER_RUN):
             if client is not None:
                 client.expire(key, WRITEBACK_KEY_SECONDS)
             batch = hull_writeback(connector)
-            written += batch
+            written, batches = written + batch, batches + 1
             if batch < WRITEBACK_BATCH:
                 drained = True
                 break
     except SyncError as err:
         logger.warning("Hull write-back for connector %s failed: %s", connector_id, err)
+        failed = True
         if err.retryable and not self.request.is_eager:
             # The retry inherits the key: no other run starts before it.
             raise self.retry(countdown=retry_countdown(self.request.retries), exc=err) from err
@@ -91,9 +99,11 @@ def hull_writeback_task(self, connector_id):
         _release(client, key)
         raise
     _release(client, key)
-    if drained and client is not None and (
-            SyncState.objects.filter(connector_id=connector_id, writeback_pending=True).exists()):
-        writeback_schedule(connector_id)
+    if connector is not None and client is not None and not failed:  # after a failure, the sweep retries
+        if not drained:
+            writeback_schedule(connector_id, delay=0)
+        elif SyncState.objects.filter(connector_id=connector_id, writeback_pending=True).exists():
+            writeback_schedule(connector_id)
     return written
 
 

@@ -53,3 +53,37 @@ def test_a_failed_enqueue_does_not_block_the_next_schedule(monkeypatch, caplog):
     writeback_schedule(987656)
     assert "the sweep will" in caplog.text
     assert not client.exists("cio:writeback:987656")
+
+
+@needs_redis
+@pytest.mark.django_db
+def test_a_run_writes_a_bounded_number_of_batches_then_queues_the_next(monkeypatch, connector_factory):
+    connector = connector_factory()
+    written = []
+    pending = [tasks.WRITEBACK_BATCH] * (tasks.WRITEBACK_BATCHES_PER_RUN + 2) + [7]
+    monkeypatch.setattr(tasks, "hull_writeback", lambda c: written.append(pending.pop(0)) or written[-1])
+    enqueued = Enqueued(monkeypatch)
+    tasks.redis_client().delete(f"cio:writeback:{connector.pk}")
+
+    tasks.hull_writeback_task.run(connector.pk)
+
+    assert written == [tasks.WRITEBACK_BATCH] * tasks.WRITEBACK_BATCHES_PER_RUN
+    assert enqueued.calls == [(0, (connector.pk,))]
+
+
+@needs_redis
+@pytest.mark.django_db
+def test_a_failed_run_does_not_queue_another_at_once(monkeypatch, connector_factory):
+    from sync.exceptions import PermanentAPIError
+
+    connector = connector_factory()
+
+    def hull_refuses(c):
+        raise PermanentAPIError("Hull firehose refused the request", status=400)
+
+    monkeypatch.setattr(tasks, "hull_writeback", hull_refuses)
+    enqueued = Enqueued(monkeypatch)
+
+    assert tasks.hull_writeback_task.run(connector.pk) == 0
+    assert enqueued.calls == []
+    assert not tasks.redis_client().exists(f"cio:writeback:{connector.pk}")
