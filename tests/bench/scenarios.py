@@ -1,24 +1,19 @@
 """The benchmark scenarios. Each run gets a clean stack and returns ``{scenario: {metric: value}}``."""
 import hashlib
-import http.client
 import json
 import os
-import threading
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from urllib.parse import urlsplit
 
 import orjson
 import requests
 
 from . import payloads
+from .loadgen import post_all
 from .procs import CLOCK_TICKS, BenchError, postgres_cpu_ticks, postmaster_pid, wait_for
 from .stack import HULL_ID, HULL_SECRET, SIGNING_KEY, AppStack, clean, queue_purge, tables_analyze
 from .stats import percentile, per_thousand, rate
-
-CLIENT_THREADS = 4
 
 
 @dataclass
@@ -61,66 +56,6 @@ class Deadline:
 
 
 # HTTP load
-
-@dataclass
-class LoadResult:
-    started: float
-    finished: float
-    latencies: list
-    statuses: Counter
-
-    @property
-    def seconds(self):
-        return self.finished - self.started
-
-    @property
-    def ok(self):
-        return sum(count for status, count in self.statuses.items() if 200 <= status < 300)
-
-
-def post_all(url, bodies, headers=None, threads=CLIENT_THREADS, timeout=60):
-    """POST every body from ``threads`` keep-alive clients; per-request latencies in seconds.
-
-    ``bodies`` holds bytes, or ``(bytes, headers)`` pairs. The clients use ``http.client`` directly:
-    ``requests`` costs about 2 ms of CPU per call, which on this 2-core machine would take the CPU
-    away from the server being measured.
-    """
-    parts = urlsplit(url)
-    target = parts.path + (f"?{parts.query}" if parts.query else "")
-    lock, position, latencies, statuses = threading.Lock(), [0], [], Counter()
-
-    def client():
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
-        while True:
-            with lock:
-                index = position[0]
-                position[0] += 1
-            if index >= len(bodies):
-                conn.close()
-                return
-            body, extra = bodies[index] if isinstance(bodies[index], tuple) else (bodies[index], None)
-            sent = time.perf_counter()
-            try:
-                conn.request("POST", target, body=body, headers=extra or headers or {})
-                response = conn.getresponse()
-                response.read()
-                status = response.status
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                status = 0
-            elapsed = time.perf_counter() - sent
-            with lock:
-                latencies.append(elapsed)
-                statuses[status] += 1
-
-    workers = [threading.Thread(target=client, daemon=True) for _ in range(threads)]
-    started = time.perf_counter()
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    return LoadResult(started, time.perf_counter(), latencies, statuses)
-
 
 def latency_figures(result):
     return {"p50_ms": percentile(result.latencies, 0.50) * 1000, "p99_ms": percentile(result.latencies, 0.99) * 1000}
