@@ -9,6 +9,7 @@ from connector.models import Connector
 from .exceptions import SyncError
 from .models import SyncState
 from .ratelimit import redis_client
+from .scheduling import enqueue_once
 from .services import WRITEBACK_BATCH, hull_writeback
 
 logger = logging.getLogger(__name__)
@@ -49,19 +50,7 @@ def writeback_schedule(connector_id, delay=WRITEBACK_DELAY):
     and, once it has deleted it, looks again for rows that arrived meanwhile. Without Redis (tasks
     in-process) the run happens now. A broker failure is logged: the periodic sweep schedules again.
     """
-    client = redis_client()
-    try:
-        if client is None:
-            hull_writeback_task.delay(connector_id)
-        elif client.set(_writeback_key(connector_id), 1, nx=True, ex=WRITEBACK_KEY_SECONDS):
-            try:
-                hull_writeback_task.apply_async((connector_id,), countdown=delay)
-            except Exception:
-                client.delete(_writeback_key(connector_id))
-                raise
-    except Exception:  # noqa: BLE001 - the pending flags are the source of truth; the sweep retries
-        logger.warning("Could not schedule the Hull write-back of connector %s; the sweep will", connector_id,
-                       exc_info=True)
+    enqueue_once(hull_writeback_task, (connector_id,), _writeback_key(connector_id), WRITEBACK_KEY_SECONDS, delay)
 
 
 def _release(client, key):

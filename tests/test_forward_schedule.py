@@ -3,6 +3,7 @@ import os
 
 import pytest
 
+from sync import scheduling
 from webhooks import services
 from webhooks.tasks import customerio_webhooks_forward
 
@@ -38,7 +39,7 @@ def test_a_burst_enqueues_one_delayed_run(enqueued, with_broker):
 def test_right_after_enqueueing_a_process_skips_redis(enqueued, with_broker, monkeypatch):
     services.forward_schedule(CONNECTOR_ID)
     services.redis_client().delete(f"{services.FORWARD_KEY}:{CONNECTOR_ID}")  # as if the run had started
-    monkeypatch.setattr(services, "redis_client", lambda: pytest.fail("Redis called within the window"))
+    monkeypatch.setattr(scheduling, "redis_client", lambda: pytest.fail("Redis called within the window"))
     services.forward_schedule(CONNECTOR_ID)
     assert len(enqueued) == 1
 

@@ -14,6 +14,7 @@ from sync.db import insert_unless_duplicate
 from sync.encoding import parse_json
 from sync.exceptions import ConfigurationError, CredentialsRejected
 from sync.ratelimit import redis_client
+from sync.scheduling import enqueue_once
 from sync.seen import seen_values_record
 from sync.services import users_sync
 from sync.tasks import writeback_schedule
@@ -241,17 +242,10 @@ def forward_schedule(connector_id):
 
     if time.monotonic() < _forward_pending_until.get(connector_id, 0):
         return
-    client = redis_client()
-    try:
-        if client is None:
-            customerio_webhooks_forward.delay(connector_id)
-        elif client.set(f"{FORWARD_KEY}:{connector_id}", 1, nx=True, ex=FORWARD_KEY_TTL):
-            customerio_webhooks_forward.apply_async((connector_id,), countdown=FORWARD_DELAY)
-            if not customerio_webhooks_forward.app.conf.task_always_eager:  # eager runs have started
-                _forward_pending_until[connector_id] = time.monotonic() + FORWARD_DELAY / 2
-    except Exception:  # noqa: BLE001 - broker/Redis down: the rows are stored, the sweeper enqueues them
-        logger.warning("Could not schedule forwarding for connector %s; the sweeper will", connector_id,
-                       exc_info=True)
+    enqueued = enqueue_once(customerio_webhooks_forward, (connector_id,), f"{FORWARD_KEY}:{connector_id}",
+                            FORWARD_KEY_TTL, FORWARD_DELAY)
+    if enqueued and not customerio_webhooks_forward.app.conf.task_always_eager:  # eager runs have started
+        _forward_pending_until[connector_id] = time.monotonic() + FORWARD_DELAY / 2
 
 
 def forward_started(connector_id):
