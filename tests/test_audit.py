@@ -21,20 +21,21 @@ EVERY_STATE = [
 ]
 
 
-def notification_row(connector, status=InboxStatus.DONE, reason="", age=None, **fields):
-    row = HullNotification.objects.create(connector=connector, notification_id=f"n-{HullNotification.objects.count()}",
-                                          body="{}", status=status, reason=reason, **fields)
+def inbox_row(model, connector, status, reason, age, **fields):
+    row = model.objects.create(connector=connector, body="{}", status=status, reason=reason, **fields)
     if age is not None:
-        HullNotification.objects.filter(pk=row.pk).update(received_at=timezone.now() - age)
+        model.objects.filter(pk=row.pk).update(received_at=timezone.now() - age)
     return row
+
+
+def notification_row(connector, status=InboxStatus.DONE, reason="", age=None, **fields):
+    return inbox_row(HullNotification, connector, status, reason, age,
+                     notification_id=f"n-{HullNotification.objects.count()}", **fields)
 
 
 def webhook_row(connector, status=InboxStatus.DONE, reason="", age=None, **fields):
-    row = CustomerIOWebhook.objects.create(connector=connector, event_id=f"e-{CustomerIOWebhook.objects.count()}",
-                                           body="{}", status=status, reason=reason, **fields)
-    if age is not None:
-        CustomerIOWebhook.objects.filter(pk=row.pk).update(received_at=timezone.now() - age)
-    return row
+    return inbox_row(CustomerIOWebhook, connector, status, reason, age,
+                     event_id=f"e-{CustomerIOWebhook.objects.count()}", **fields)
 
 
 def test_counts_every_state_of_both_inboxes(connector_factory):

@@ -89,15 +89,19 @@ def good_webhook(n=0):
                                 "recipient": "good@example.com"}}).encode()
 
 
-def smart(connector, **changes):
-    """A valid smart-notifier body with top-level keys changed (None deletes)."""
-    body = notification(connector, [hull_message(user_id="u1")])
+def changed(body, changes):
+    """``body`` with top-level keys changed (None deletes), encoded."""
     for key, value in changes.items():
         if value is None:
             body.pop(key)
         else:
             body[key] = value
     return json.dumps(body).encode()
+
+
+def smart(connector, **changes):
+    """A valid smart-notifier body with top-level keys changed (None deletes)."""
+    return changed(notification(connector, [hull_message(user_id="u1")]), changes)
 
 
 def configuration(connector, **changes):
@@ -106,13 +110,7 @@ def configuration(connector, **changes):
 
 
 def webhook(**changes):
-    body = json.loads(good_webhook())
-    for key, value in changes.items():
-        if value is None:
-            body.pop(key)
-        else:
-            body[key] = value
-    return json.dumps(body).encode()
+    return changed(json.loads(good_webhook()), changes)
 
 
 def webhook_data(**changes):
